@@ -1,0 +1,143 @@
+"""The ``dl4ds`` command line: demo, train, downscale, evaluate, models."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from dl4ds.errors import DL4DSError
+
+
+class _Group(click.Group):
+    """Prints dl4ds errors as one clear message (exit status 2) instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except DL4DSError as error:
+            click.secho(f"error: {error}", fg="red", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="dl4ds")
+@click.option("-q", "--quiet", is_flag=True, help="Only print warnings and errors.")
+def main(quiet: bool) -> None:
+    """Deep learning for downscaling gridded climate and forecast data."""
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    for noisy in ("matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option("-o", "--output", "output", default="demo_output", show_default=True, type=click.Path(file_okay=False))
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the number of training epochs.")
+def demo(output: str, epochs: int | None) -> None:
+    """Train on bundled ERA5 data, verify against bicubic, downscale GloSea4."""
+    from dl4ds.demo import run_demo
+
+    result = run_demo(output, epochs=epochs, progress=sys.stderr.isatty())
+    _print_metrics(result.metrics or {})
+    click.echo(f"outputs in {output}/: metrics.json, test_downscaled.nc, glosea4_downscaled.nc, *.png, checkpoints/")
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False), help="Override output_dir of the config.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override training.epochs of the config.")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in the output directory.")
+def train(config: str, output_dir: str | None, epochs: int | None, resume: bool) -> None:
+    """Train a model as described by the YAML file CONFIG."""
+    from dl4ds.config import ExperimentConfig
+    from dl4ds.experiment import Experiment
+
+    experiment_config = ExperimentConfig.from_yaml(config)
+    updates = {}
+    if output_dir is not None:
+        updates["output_dir"] = output_dir
+    if epochs is not None:
+        updates["training"] = experiment_config.training.model_copy(update={"epochs": epochs})
+    experiment_config = experiment_config.model_copy(update=updates)
+    experiment = Experiment(experiment_config)
+    result = experiment.run(resume=resume, progress=sys.stderr.isatty())
+    if result.metrics:
+        _print_metrics(result.metrics)
+    click.echo(f"best checkpoint: {experiment.best_checkpoint}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="NetCDF file to write.")
+@click.option("--rename", multiple=True, metavar="NAME=MODEL_NAME", help="Map an input variable to a model variable.")
+@click.option("--regrid", is_flag=True, help="Interpolate input that is not on the model's coarse grid onto it.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, mps.")
+def downscale(checkpoint: str, input_path: str, output: str, rename: tuple[str, ...], regrid: bool, batch_size: int, device: str) -> None:
+    """Downscale the coarse data in INPUT (NetCDF or Zarr) with the model in CHECKPOINT."""
+    from dl4ds.checkpoint import load_model
+    from dl4ds.inference.downscale import downscale as run_downscale
+    from dl4ds.io import open_data, write_netcdf
+
+    mapping = {}
+    for item in rename:
+        name, sep, model_name = item.partition("=")
+        if not sep or not name or not model_name:
+            raise click.BadParameter(f"{item!r} is not NAME=MODEL_NAME", param_hint="--rename")
+        mapping[name] = model_name
+    model = load_model(checkpoint)
+    result = run_downscale(
+        model, open_data(input_path), rename=mapping, regrid=regrid, batch_size=batch_size, device=device,
+        progress=sys.stderr.isatty(),
+    )
+    write_netcdf(result, output)
+    dims = ", ".join(f"{d}: {n}" for d, n in result.sizes.items())
+    click.echo(f"wrote {output} ({dims})")
+
+
+@main.command()
+@click.argument("prediction", type=click.Path())
+@click.argument("truth", type=click.Path())
+@click.option("--variable", help="Variable to verify (default: the variables both files share).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the metrics as JSON.")
+def evaluate(prediction: str, truth: str, variable: str | None, output: str | None) -> None:
+    """Verify PREDICTION against TRUTH: RMSE, MAE, bias and correlation (latitude-weighted)."""
+    from dl4ds.evaluation.compare import compare_datasets
+    from dl4ds.io import open_data
+
+    metrics = compare_datasets(open_data(prediction), open_data(truth), variable=variable)
+    _print_metrics(metrics)
+    if output:
+        from dl4ds.atomic import atomic_path
+
+        with atomic_path(output) as temporary:
+            temporary.write_text(json.dumps(metrics, indent=2) + "\n")
+        click.echo(f"wrote {output}")
+
+
+@main.command(name="models")
+def list_models_command() -> None:
+    """List the registered networks with their parameter counts (x4, 1 input, 2 static channels)."""
+    from dl4ds import models
+
+    for name in models.list_models():
+        network = models.create(name, scale=4, in_channels=1, out_channels=1, static_channels=2)
+        count = sum(p.numel() for p in network.parameters())
+        click.echo(f"{name:24s} {count:>10,d} parameters   {models.model_parameters(name)}")
+
+
+def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    if not metrics:
+        return
+    names = list(next(iter(metrics.values())))
+    click.echo(f"{'method':24s}" + "".join(f"{n:>13s}" for n in names))
+    for method, values in metrics.items():
+        click.echo(f"{method:24s}" + "".join(f"{values[n]:13.4f}" for n in names))
+
+
+if __name__ == "__main__":
+    main()

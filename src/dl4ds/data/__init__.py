@@ -1,0 +1,8 @@
+"""Data pipeline: xarray in, normalised torch samples out."""
+
+from dl4ds.data.grid import Grid, standardize
+from dl4ds.data.normalization import ChannelStats, Normalizer
+from dl4ds.data.pairing import MOS, PairedData, PerfectProg
+from dl4ds.data.torch_dataset import DownscalingDataset
+
+__all__ = ["Grid", "standardize", "ChannelStats", "Normalizer", "MOS", "PairedData", "PerfectProg", "DownscalingDataset"]

@@ -1,0 +1,67 @@
+"""Real data bundled with dl4ds, opened as xarray objects.
+
+Sources and licences are listed in ``data/SOURCES.md`` beside this module:
+
+- :func:`era5_t2m_uk`: ERA5 hourly 2 m temperature over the British Isles,
+  March 2019, 0.25 degree (Copernicus Climate Change Service, CC BY 4.0).
+- :func:`uk_static`: elevation and land fraction on the same grid
+  (Met Office UKV orography, OGL v3; GLOBE land mask, public domain).
+- :func:`glosea4_ensemble`: Met Office GloSea4 seasonal forecast, 13 members x
+  6 monthly means of surface temperature on the N96 grid (OGL v3).
+"""
+
+from importlib import resources
+from pathlib import Path
+
+import xarray as xr
+
+__all__ = ["era5_t2m_uk", "uk_static", "glosea4_ensemble", "path", "names"]
+
+_FILES = {
+    "era5_t2m_uk": "era5_t2m_uk_201903.nc",
+    "uk_static": "uk_static_0p25.nc",
+    "glosea4_ensemble": "glosea4_ts_nweurope_2011.nc",
+}
+
+
+def names() -> list[str]:
+    """Names of the bundled datasets."""
+    return list(_FILES)
+
+
+def path(name: str) -> Path:
+    """Path of the NetCDF file of a bundled dataset."""
+    if name not in _FILES:
+        from dl4ds.errors import DataError
+
+        raise DataError(f"no bundled dataset named {name!r}; choose one of {names()}")
+    return Path(str(resources.files(__name__).joinpath("data", _FILES[name])))
+
+
+def _open(name: str) -> xr.Dataset:
+    with xr.open_dataset(path(name)) as ds:
+        return ds.load()
+
+
+def era5_t2m_uk() -> xr.Dataset:
+    """ERA5 2 m temperature ``t2m`` (K), dims (time: 744, latitude: 33, longitude: 49).
+
+    Hourly, 2019-03-01 00 UTC to 2019-03-31 23 UTC; 0.25 degree grid over
+    58 N to 50 N (descending) and 10 W to 2 E.
+    """
+    return _open("era5_t2m_uk")
+
+
+def uk_static() -> xr.Dataset:
+    """``elevation`` (m, 0 over sea) and ``land_fraction`` (0-1) on the ERA5 grid."""
+    return _open("uk_static")
+
+
+def glosea4_ensemble() -> xr.Dataset:
+    """GloSea4 monthly mean surface temperature ``ts`` (K).
+
+    Dims (member: 13, time: 6, lat: 21, lon: 19) on the N96 grid (1.25 x 1.875
+    degree), 40-65 N, 19 W-15 E; valid months August 2011 to January 2012, with
+    ``forecast_reference_time`` per member.
+    """
+    return _open("glosea4_ensemble")

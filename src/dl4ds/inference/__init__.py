@@ -1,0 +1,5 @@
+"""Inference: applying trained models to coarse data."""
+
+from dl4ds.inference.downscale import downscale
+
+__all__ = ["downscale"]

@@ -1,0 +1,166 @@
+"""The trained downscaling model: a network plus everything needed to apply it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dl4ds import models
+from dl4ds.data.grid import Grid
+from dl4ds.data.normalization import Normalizer
+from dl4ds.data.pairing import PairedData
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a network was trained on; stored in every checkpoint as plain JSON-like data.
+
+    Attributes:
+        architecture: registry name of the network, e.g. ``"resnet_spc"``.
+        architecture_params: keyword parameters the network was built with.
+        scale: refinement factor from the coarse to the fine grid.
+        target_variables: names of the output variables.
+        input_variables: names of the coarse input variables, in channel order
+            (the coarse counterparts of the targets first, then predictors).
+        static_variables: names of the static high-resolution channels.
+        attrs: CF attributes (units, standard_name, long_name) per variable.
+        fine_grid: the high-resolution grid of the training domain.
+        normalizer: normalisation statistics from the training period.
+        config: the full configuration of the training run, if any.
+    """
+
+    architecture: str
+    architecture_params: Mapping[str, Any]
+    scale: int
+    target_variables: tuple[str, ...]
+    input_variables: tuple[str, ...]
+    static_variables: tuple[str, ...]
+    attrs: Mapping[str, Mapping[str, str]]
+    fine_grid: Grid
+    normalizer: Normalizer
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def coarse_grid(self) -> Grid:
+        return self.fine_grid.coarsen(self.scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "architecture": self.architecture,
+            "architecture_params": dict(self.architecture_params),
+            "scale": self.scale,
+            "target_variables": list(self.target_variables),
+            "input_variables": list(self.input_variables),
+            "static_variables": list(self.static_variables),
+            "attrs": {name: dict(values) for name, values in self.attrs.items()},
+            "fine_grid": self.fine_grid.to_dict(),
+            "normalizer": self.normalizer.to_dict(),
+            "config": dict(self.config),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelMetadata:
+        return cls(
+            architecture=data["architecture"],
+            architecture_params=dict(data["architecture_params"]),
+            scale=int(data["scale"]),
+            target_variables=tuple(data["target_variables"]),
+            input_variables=tuple(data["input_variables"]),
+            static_variables=tuple(data["static_variables"]),
+            attrs={name: dict(values) for name, values in data["attrs"].items()},
+            fine_grid=Grid.from_dict(data["fine_grid"]),
+            normalizer=Normalizer.from_dict(data["normalizer"]),
+            config=dict(data["config"]),
+        )
+
+
+class DownscalingModel(nn.Module):
+    """A network with its metadata, static fields and mask of cells without truth.
+
+    Buffers (saved in the state dict):
+        static: (static channels, H, W) normalised static fields on the fine grid.
+        no_truth: (variables, H, W) True where the training target was NaN at
+            every time step (e.g. sea cells of a land-only dataset); predictions
+            there are set to NaN.
+    """
+
+    def __init__(self, network: nn.Module, metadata: ModelMetadata, static: torch.Tensor, no_truth: torch.Tensor) -> None:
+        super().__init__()
+        self.network = network
+        self.metadata = metadata
+        self.register_buffer("static", static)
+        self.register_buffer("no_truth", no_truth)
+
+    @classmethod
+    def build(
+        cls,
+        architecture: str,
+        data: PairedData,
+        normalizer: Normalizer,
+        *,
+        params: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> DownscalingModel:
+        """Create an untrained model fitting ``data`` (normally the training period)."""
+        params = dict(params or {})
+        network = models.create(
+            architecture,
+            scale=data.scale,
+            in_channels=len(data.input_variables),
+            out_channels=len(data.target_variables),
+            static_channels=len(data.static_variables),
+            **params,
+        )
+        metadata = ModelMetadata(
+            architecture=architecture,
+            architecture_params=params,
+            scale=data.scale,
+            target_variables=data.target_variables,
+            input_variables=data.input_variables,
+            static_variables=data.static_variables,
+            attrs=data.attrs,
+            fine_grid=data.fine_grid,
+            normalizer=normalizer,
+            config=dict(config or {}),
+        )
+        if data.static is None:
+            static = torch.zeros((0, *data.fine_grid.shape))
+        else:
+            static = torch.from_numpy(normalizer.normalize_static(data.static.values))
+        no_truth = torch.from_numpy(np.isnan(data.target.values).all(axis=0))
+        return cls(network, metadata, static, no_truth)
+
+    @classmethod
+    def from_metadata(cls, metadata: ModelMetadata) -> DownscalingModel:
+        """An untrained model with the architecture and buffers' shapes of ``metadata``."""
+        network = models.create(
+            metadata.architecture,
+            scale=metadata.scale,
+            in_channels=len(metadata.input_variables),
+            out_channels=len(metadata.target_variables),
+            static_channels=len(metadata.static_variables),
+            **metadata.architecture_params,
+        )
+        shape = metadata.fine_grid.shape
+        static = torch.zeros((len(metadata.static_variables), *shape))
+        no_truth = torch.zeros((len(metadata.target_variables), *shape), dtype=torch.bool)
+        return cls(network, metadata, static, no_truth)
+
+    @property
+    def has_static(self) -> bool:
+        return len(self.metadata.static_variables) > 0
+
+    def forward(self, x: torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
+        """Map normalised coarse inputs (B, C, h, w) to normalised fields (B, V, h*s, w*s).
+
+        ``static`` is the (B, S, h*s, w*s) window of the static fields matching
+        ``x``; it may be omitted when ``x`` covers the whole training domain.
+        """
+        if self.has_static and static is None:
+            static = self.static.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
+        return self.network(x, static if self.has_static else None)
