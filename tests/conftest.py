@@ -40,3 +40,31 @@ def make_field(values: np.ndarray, *, lat0: float = 50.0, lon0: float = -10.0, s
         name=name,
         attrs={"units": "K", "standard_name": "air_temperature"},
     )
+
+
+SMALL_PARAMS = {"n_filters": 16, "n_blocks": 1}
+
+
+@pytest.fixture(scope="session")
+def week_pairs(era5_week, static):
+    """PerfectProg x4 pairs of the ERA5 week with elevation and land fraction."""
+    from dl4ds.data import PerfectProg
+
+    return PerfectProg(scale=4).pair(era5_week, static=static)
+
+
+@pytest.fixture(scope="session")
+def trained_model(week_pairs):
+    """A small resnet_spc trained for 3 epochs on days 1-5 of the ERA5 week."""
+    import torch
+
+    from dl4ds.data import DownscalingDataset, Normalizer
+    from dl4ds.model import DownscalingModel
+    from dl4ds.training import SupervisedTrainer
+
+    torch.manual_seed(0)
+    train = week_pairs.select_time("2019-03-01", "2019-03-05")
+    normalizer = Normalizer.fit(train)
+    model = DownscalingModel.build("resnet_spc", train, normalizer, params=SMALL_PARAMS)
+    SupervisedTrainer(epochs=3, batch_size=8, learning_rate=3e-3, progress=False).fit(model, DownscalingDataset(train, normalizer))
+    return model

@@ -8,8 +8,6 @@ unpickles arbitrary objects. Files are written atomically.
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +46,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; pass the path of a .pt file written by dl4ds")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as error:
+    except Exception as error:  # torch.load raises many unrelated types for files it cannot parse
         raise CheckpointError(
             f"cannot read checkpoint {str(path)!r}: the file is corrupt, truncated or not a dl4ds checkpoint "
             f"({type(error).__name__}). Use a checkpoint written by dl4ds (e.g. best.pt of a training run)."

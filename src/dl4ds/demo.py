@@ -7,9 +7,11 @@ import logging
 from importlib import resources
 from pathlib import Path
 
+import yaml
+
 from dl4ds import datasets
 from dl4ds.config import ExperimentConfig
-from dl4ds.evaluation.plots import plot_metric_maps
+from dl4ds.evaluation.plots import plot_comparison
 from dl4ds.experiment import Experiment, ExperimentResult
 from dl4ds.inference.downscale import downscale
 from dl4ds.io import write_netcdf
@@ -19,10 +21,7 @@ logger = logging.getLogger(__name__)
 
 def demo_config(output_dir: str | Path, *, epochs: int | None = None) -> ExperimentConfig:
     """The packaged demo configuration (``dl4ds/configs/demo.yaml``), writing to ``output_dir``."""
-    text = resources.files("dl4ds").joinpath("configs", "demo.yaml").read_text()
-    import yaml
-
-    raw = yaml.safe_load(text)
+    raw = yaml.safe_load(resources.files("dl4ds").joinpath("configs", "demo.yaml").read_text())
     raw["output_dir"] = str(output_dir)
     if epochs is not None:
         raw["training"]["epochs"] = epochs
@@ -49,10 +48,11 @@ def run_demo(output_dir: str | Path = "demo_output", *, epochs: int | None = Non
     downscaled.attrs["title"] = "GloSea4 seasonal forecast ensemble (Aug 2011 - Jan 2012) downscaled to 0.25 degree"
     write_netcdf(downscaled, output_dir / "glosea4_downscaled.nc")
     ensemble_mean = downscaled["t2m"].mean("member", keep_attrs=True)
-    plot_metric_maps(
+    plot_comparison(
         {f"{str(t)[:7]}": ensemble_mean.sel(time=t) for t in ensemble_mean["time"].values},
         output_dir / "glosea4_ensemble_mean.png",
-        title="GloSea4 ensemble mean, downscaled to 0.25 degree",
+        truth_key=None,
+        title="GloSea4 ensemble mean (13 members) downscaled to 0.25 degree",
     )
     logger.info("metrics on the test days:\n%s", json.dumps(result.metrics, indent=2))
     return result

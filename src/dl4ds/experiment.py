@@ -128,7 +128,7 @@ def verify(model: DownscalingModel, test: PairedData, output_dir: Path) -> dict[
         network = predicted[name]
         for method, field in (("bicubic", bicubic), (meta.architecture, network)):
             metrics[f"{method}/{name}" if several else method] = compute_metrics(field, truth)
-        sample = int(abs(truth - truth.mean("time")).mean(("lat", "lon")).argmax())
+        sample = int(abs(truth - truth.mean("time")).mean(("lat", "lon")).argmax("time"))
         when = str(truth["time"].values[sample])[:16]
         plot_comparison(
             {

@@ -9,7 +9,6 @@ never sees a half-written image.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import xarray as xr
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from dl4ds.atomic import atomic_path
 from dl4ds.data.grid import Grid, standardize
 from dl4ds.errors import DataError
 
@@ -250,20 +250,11 @@ def _area_mean(field: xr.DataArray) -> float:
 
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` to ``path`` via a temporary file in the same directory and :func:`os.replace`."""
+    """Write ``fig`` to ``path`` atomically, as PNG unless the suffix names another format matplotlib writes."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     supported = fig.canvas.get_supported_filetypes()
     suffix = path.suffix.lower().lstrip(".")
     fmt = suffix if suffix in supported else "png"
-    # Not tempfile.mkstemp: its files are private (0600); "xb" honours the umask like a plain write.
-    temporary = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(temporary, "xb") as stream:
-            fig.savefig(stream, format=fmt, dpi=_DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, format=fmt, dpi=_DPI)
     return path

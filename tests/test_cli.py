@@ -1,0 +1,141 @@
+"""Each command of the dl4ds CLI on small real subsets, and its error messages."""
+
+import json
+
+import pytest
+import xarray as xr
+import yaml
+from click.testing import CliRunner
+
+from dl4ds.cli import main
+from dl4ds.experiment import coarse_inputs_dataset
+from dl4ds.io import write_netcdf
+
+
+def _config(tmp_path, **data_overrides):
+    config = {
+        "data": {
+            "target": {"path": "bundled:era5_t2m_uk", "variables": ["t2m"]},
+            "static": {"path": "bundled:uk_static"},
+            "scale": 4,
+            "train_period": ["2019-03-01", "2019-03-02"],
+            "val_period": ["2019-03-03", "2019-03-03"],
+            "test_period": ["2019-03-04", "2019-03-04"],
+            **data_overrides,
+        },
+        "model": {"name": "resnet_spc", "params": {"n_filters": 16, "n_blocks": 1}},
+        "training": {"epochs": 2, "batch_size": 16},
+        "output_dir": "run",
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("cli")
+    result = CliRunner().invoke(main, ["train", str(_config(tmp_path))])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "run", result
+
+
+def test_train_writes_checkpoints_metrics_and_maps(trained_run):
+    run, result = trained_run
+    assert "best checkpoint" in result.output
+    for name in ("checkpoints/best.pt", "checkpoints/last.pt", "checkpoints/history.csv", "metrics.json", "test_downscaled.nc", "maps_t2m.png", "rmse_maps_t2m.png"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) == {"bicubic", "resnet_spc"}
+    assert set(metrics["bicubic"]) == {"rmse", "mae", "bias", "correlation"}
+    with xr.open_dataset(run / "test_downscaled.nc") as out:
+        assert out["t2m"].shape == (24, 32, 48)
+
+
+def test_downscale_and_evaluate_commands(trained_run, week_pairs, tmp_path):
+    run, _ = trained_run
+    coarse = tmp_path / "coarse.nc"
+    write_netcdf(coarse_inputs_dataset(week_pairs.select_time("2019-03-04", "2019-03-04")), coarse)
+    output = tmp_path / "fine.nc"
+    result = CliRunner().invoke(main, ["downscale", str(run / "checkpoints/best.pt"), str(coarse), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    with xr.open_dataset(output) as out:
+        assert out["t2m"].shape == (8, 32, 48)
+    metrics_path = tmp_path / "metrics.json"
+    result = CliRunner().invoke(main, ["evaluate", str(output), "bundled:era5_t2m_uk", "-o", str(metrics_path)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(metrics_path.read_text())["t2m"]
+    assert 0 < metrics["rmse"] < 2 and metrics["correlation"] > 0.9
+
+
+def test_downscale_with_rename_and_regrid(trained_run, tmp_path):
+    run, _ = trained_run
+    output = tmp_path / "glosea.nc"
+    args = ["downscale", str(run / "checkpoints/best.pt"), "bundled:glosea4_ensemble", "-o", str(output)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "no variable 't2m'" in result.output and "--rename" in result.output
+    assert "Traceback" not in result.output and not output.exists()
+    result = CliRunner().invoke(main, args + ["--rename", "ts=t2m"])
+    assert result.exit_code == 2 and "--regrid" in result.output
+    result = CliRunner().invoke(main, args + ["--rename", "ts=t2m", "--regrid"])
+    assert result.exit_code == 0, result.output
+    with xr.open_dataset(output) as out:
+        assert dict(out["t2m"].sizes) == {"member": 13, "time": 6, "lat": 32, "lon": 48}
+
+
+def test_models_lists_resnet_spc():
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0
+    assert "resnet_spc" in result.output and "parameters" in result.output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"scale": 1}, "data.scale: Input should be greater than or equal to 2"),
+        ({"pairing": "mos"}, "pairing 'mos' needs a 'coarse' source"),
+        ({"val_period": ["2019-03-02", "2019-03-03"]}, "overlaps"),
+        ({"target": {"path": "bundled:era5_t2m_uk", "variables": ["tp"]}}, "no variable 'tp'"),
+        ({"target": {"path": "missing.nc"}}, "does not exist"),
+        ({"train_period": ["2020-01-01", "2020-01-02"]}, "contains no time step"),
+        ({"crop": False}, "not divisible by scale 4"),
+        ({"static": {"path": "bundled:uk_static", "variables": ["soil"]}}, "no variable 'soil'"),
+    ],
+)
+def test_bad_configs_give_clear_errors_and_write_nothing(tmp_path, overrides, message):
+    result = CliRunner().invoke(main, ["train", str(_config(tmp_path, **overrides))])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    path = _config(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    config["training"]["epoch"] = 3
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(main, ["train", str(path)])
+    assert result.exit_code == 2 and "training.epoch: Extra inputs are not permitted" in result.output
+
+
+def test_corrupt_checkpoint_via_cli(tmp_path):
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    result = CliRunner().invoke(main, ["downscale", str(checkpoint), "bundled:glosea4_ensemble", "-o", str(tmp_path / "x.nc")])
+    assert result.exit_code == 2 and "cannot read checkpoint" in result.output
+    assert not (tmp_path / "x.nc").exists()
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--output", str(tmp_path / "demo"), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    demo = tmp_path / "demo"
+    metrics = json.loads((demo / "metrics.json").read_text())
+    assert set(metrics) == {"bicubic", "resnet_spc"}
+    with xr.open_dataset(demo / "glosea4_downscaled.nc") as out:
+        assert dict(out["t2m"].sizes) == {"member": 13, "time": 6, "lat": 32, "lon": 48}
+    with xr.open_dataset(demo / "test_downscaled.nc") as out:
+        assert out["t2m"].sizes["time"] == 7 * 24
+    assert (demo / "maps_t2m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (demo / "glosea4_ensemble_mean.png").is_file()
