@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import xarray as xr
 import yaml
@@ -81,6 +82,26 @@ def test_downscale_with_rename_and_regrid(trained_run, tmp_path):
     assert result.exit_code == 0, result.output
     with xr.open_dataset(output) as out:
         assert dict(out["t2m"].sizes) == {"member": 13, "time": 6, "lat": 32, "lon": 48}
+
+
+def test_train_mos_from_a_coarse_file(tmp_path, week_pairs):
+    """MOS from files: a coarse NetCDF on a shifted 1.25 degree grid is regridded and paired by time."""
+    coarse = coarse_inputs_dataset(week_pairs)["t2m"]
+    shifted = coarse.interp(lat=coarse["lat"].values[0] + 1.25 * np.arange(6), lon=coarse["lon"].values[0] + 1.25 * np.arange(9))
+    write_netcdf(shifted.rename("t2m_model").to_dataset(), tmp_path / "coarse.nc")
+    config = _config(
+        tmp_path,
+        pairing="mos",
+        coarse={"path": "coarse.nc", "variables": ["t2m_model"]},
+        train_period=["2019-03-01", "2019-03-04"],
+        val_period=["2019-03-05", "2019-03-05"],
+        test_period=["2019-03-06", "2019-03-07"],
+    )
+    result = CliRunner().invoke(main, ["train", str(config)])
+    assert result.exit_code == 0, result.output
+    with xr.open_dataset(tmp_path / "run" / "test_downscaled.nc") as out:
+        # the target is cropped to the coarse cells within the coarse data: 7 x 11 of 8 x 12
+        assert out["t2m"].shape == (16, 28, 44)  # 2 test days every 3 hours
 
 
 def test_models_lists_resnet_spc():

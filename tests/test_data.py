@@ -133,10 +133,21 @@ def test_mos_without_common_times_is_an_error(era5_week):
         MOS(scale=4).pair(era5_week, coarse)
 
 
-def test_mos_coarse_data_not_covering_the_domain_is_an_error(era5_week):
+def test_mos_crops_the_target_to_the_area_the_coarse_data_covers(era5_week, caplog):
     coarse = PerfectProg(scale=4).pair(era5_week).inputs.sel(channel="t2m", drop=True).rename("t2m")
-    with pytest.raises(DataError, match="coarse data .* does not cover"):
-        MOS(scale=4).pair(era5_week, coarse.isel(lat=slice(2, None)).assign_coords(lat=coarse["lat"][2:] + 0.1))
+    partial = coarse.isel(lat=slice(2, None)).assign_coords(lat=coarse["lat"][2:] + 0.1)
+    with caplog.at_level(logging.WARNING, logger="dl4ds"):
+        paired = MOS(scale=4).pair(era5_week, partial)
+    # coarse centres 52.475..57.475 N cover the aligned coarse rows 52.875..57.375 N (rows 3-7 of 8)
+    np.testing.assert_allclose(paired.coarse_grid.lat, coarse["lat"].values[3:])
+    assert paired.target.sizes["lat"] == 20 and paired.target.sizes["lon"] == 48
+    assert "cropped the target grid to 20 x 48 cells" in caplog.text
+
+
+def test_mos_coarse_data_elsewhere_is_an_error(era5_week):
+    coarse = PerfectProg(scale=4).pair(era5_week).inputs.sel(channel="t2m", drop=True).rename("t2m")
+    with pytest.raises(DataError, match="does not overlap the target grid"):
+        MOS(scale=4).pair(era5_week, coarse.assign_coords(lat=coarse["lat"] + 30))
 
 
 def test_predictors_on_the_fine_grid_are_block_averaged(era5_week):

@@ -141,7 +141,7 @@ def test_adam_steps_lower_the_loss():
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.9 * losses[0]
+    assert losses[-1] < 0.75 * losses[0]
 
 
 def test_state_dict_round_trip_gives_identical_output(tmp_path):

@@ -13,8 +13,8 @@ Main entry points:
 
 __version__ = "0.1.0"
 
-from dl4ds import datasets  # noqa: E402
+from dl4ds import datasets, io  # noqa: E402
 from dl4ds.checkpoint import load_model  # noqa: E402
 from dl4ds.inference.downscale import downscale  # noqa: E402
 
-__all__ = ["__version__", "datasets", "downscale", "load_model"]
+__all__ = ["__version__", "datasets", "downscale", "io", "load_model"]

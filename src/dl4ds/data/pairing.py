@@ -205,6 +205,35 @@ def _assemble(
     )
 
 
+def _crop_to_coverage(target: xr.DataArray, source: Grid, scale: int, notes: list[str]) -> tuple[xr.DataArray, Grid]:
+    """Crop ``target`` to the coarse cells whose centres lie within ``source``'s span.
+
+    Returns the cropped target and its coarse grid. Coarse data (a GCM, a
+    reanalysis) often has no cell centre near the edges of the target domain;
+    those edge cells are dropped rather than extrapolated.
+    """
+    coarse = Grid.of(target).coarsen(scale)
+    inside = [
+        np.flatnonzero((values >= span.min() - 1e-4) & (values <= span.max() + 1e-4))
+        for values, span in ((coarse.lat, source.lat), (coarse.lon, source.lon))
+    ]
+    if any(index.size == 0 for index in inside):
+        raise DataError(
+            f"the coarse data ({source.describe()}) does not overlap the target grid ({Grid.of(target).describe()}); "
+            "pair data over the same region"
+        )
+    rows, cols = (slice(index[0], index[-1] + 1) for index in inside)
+    if (rows.stop - rows.start, cols.stop - cols.start) == coarse.shape:
+        return target, coarse
+    cropped = target.isel(lat=slice(rows.start * scale, rows.stop * scale), lon=slice(cols.start * scale, cols.stop * scale))
+    notes.append(
+        f"cropped the target grid to {Grid.of(cropped).describe()}, the part whose coarse cells lie within the "
+        f"coarse data ({source.describe()})"
+    )
+    logger.warning(notes[-1])
+    return cropped, Grid(coarse.lat[rows], coarse.lon[cols])
+
+
 @dataclass(frozen=True)
 class PerfectProg:
     """Coarse inputs made from the target by ``scale`` x ``scale`` block averaging.
@@ -290,8 +319,9 @@ class MOS:
             logger.info(notes[-1])
         field = field.sel(time=common)
         coarse_field = coarse_field.sel(time=common)
-        coarse_grid = Grid.of(field).coarsen(self.scale)
-        if coarse_grid.window_in(Grid.of(align_longitudes(coarse_field, coarse_grid.lon))) is None:
+        coarse_field = align_longitudes(coarse_field, field["lon"].values)
+        field, coarse_grid = _crop_to_coverage(field, Grid.of(coarse_field), self.scale, notes)
+        if coarse_grid.window_in(Grid.of(coarse_field)) is None:
             notes.append(
                 f"interpolated ({self.method}) the coarse data from {Grid.of(coarse_field).describe()} "
                 f"onto the target-aligned coarse grid {coarse_grid.describe()}"

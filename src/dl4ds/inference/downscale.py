@@ -175,6 +175,9 @@ def _to_dataset(
         if name not in ("channel", "lat", "lon") and set(coord.dims) <= set(extra_dims)
     }
     coords |= fine_grid.coords()
+    if "time" in coords:
+        coords["time"] = coords["time"].copy()
+        coords["time"].attrs = {"standard_name": "time", "long_name": "time", "axis": "T"}
     variables = {}
     for index, name in enumerate(meta.target_variables):
         data = values[..., index, :, :]

@@ -158,21 +158,15 @@ def _check_int(key: str, value: Any, *, minimum: int, hint: str | None = None) -
 
 
 def _check_type(name: str, parameter: inspect.Parameter, value: Any) -> Any:
-    """Check ``value`` against the type of the parameter's default (bool, int, float or str)."""
+    """Check ``value`` against the type of the parameter's default when it is a bool or an int."""
     default = parameter.default
     problem = f"parameter {parameter.name}={value!r} of model {name!r}"
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{problem} is not a boolean; use true or false (default {default!r})")
         return value
-    if isinstance(default, numbers.Integral):
+    if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ConfigError(f"{problem} is not an integer; use a whole number (default {default!r})")
         return int(value)
-    if isinstance(default, numbers.Real):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ConfigError(f"{problem} is not a number; use a number (default {default!r})")
-        return float(value)
-    if isinstance(default, str) and not isinstance(value, str):
-        raise ConfigError(f"{problem} is not a string; use a string (default {default!r})")
     return value
