@@ -102,6 +102,7 @@ class TrainingConfig(_Strict):
     seed: int = 0
     device: str = "cpu"
     num_workers: int = Field(default=0, ge=0)
+    channels_last: bool = True
 
 
 class ExperimentConfig(_Strict):

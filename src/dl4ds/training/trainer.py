@@ -77,6 +77,10 @@ class SupervisedTrainer:
         seed: seeds torch's generator (weights, shuffling, patch positions).
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         num_workers: DataLoader worker processes.
+        channels_last: keep weights and batches in the channels-last memory
+            format, which makes the convolutions 10-30% faster on CPUs
+            (``benchmarks/training_throughput.py --channels-last``). The results
+            do not depend on it beyond floating-point rounding.
         checkpoint_dir: where ``last.pt`` (every epoch, with the optimiser state
             for resuming), ``best.pt`` (lowest validation loss) and
             ``history.csv`` are written; None writes nothing.
@@ -94,6 +98,7 @@ class SupervisedTrainer:
         seed: int = 0,
         device: str = "cpu",
         num_workers: int = 0,
+        channels_last: bool = True,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         progress: bool = True,
     ) -> None:
@@ -109,6 +114,7 @@ class SupervisedTrainer:
         self.seed = seed
         self.device = torch.device(device)
         self.num_workers = num_workers
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.progress = progress
         self.history = TrainingHistory()
@@ -127,7 +133,7 @@ class SupervisedTrainer:
         optimiser, schedule, random state, epoch and history.
         """
         torch.manual_seed(self.seed)
-        model.to(self.device)
+        model.to(self.device, memory_format=self.memory_format)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
         scheduler = self._scheduler(optimizer)
         start_epoch = 1
@@ -196,8 +202,9 @@ class SupervisedTrainer:
         return total / max(weight, 1.0)
 
     def _unpack(self, batch: Sample) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        static = batch["static"].to(self.device) if batch["static"].shape[1] else None
-        return batch["x"].to(self.device), static, batch["y"].to(self.device), batch["mask"].to(self.device)
+        static = batch["static"].to(self.device, memory_format=self.memory_format) if batch["static"].shape[1] else None
+        x = batch["x"].to(self.device, memory_format=self.memory_format)
+        return x, static, batch["y"].to(self.device), batch["mask"].to(self.device)
 
     def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         if self.lr_schedule == "cosine":
