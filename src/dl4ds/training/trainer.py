@@ -171,6 +171,8 @@ class SupervisedTrainer:
         elif self.checkpoint_dir is not None and (self.checkpoint_dir / BEST_CHECKPOINT).exists():
             # Resumed run whose best epoch came before the interruption.
             model.load_state_dict(read_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT)["state_dict"])
+        # The standard layout, so the model predicts exactly like one loaded from its checkpoint.
+        model.to(memory_format=torch.contiguous_format)
         model.eval()
         return model
 
