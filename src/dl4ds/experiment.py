@@ -10,7 +10,7 @@ from pathlib import Path
 import xarray as xr
 
 from dl4ds.atomic import atomic_path
-from dl4ds.config import ExperimentConfig, VariableSource
+from dl4ds.config import ExperimentConfig
 from dl4ds.data.normalization import Normalizer
 from dl4ds.data.pairing import MOS, PairedData, PerfectProg
 from dl4ds.data.torch_dataset import DownscalingDataset
@@ -49,9 +49,9 @@ class Experiment:
     def pair(self) -> PairedData:
         """Read the configured sources and pair coarse inputs with targets over all times."""
         data = self.config.data
-        target = _load(data.target)
-        static = None if data.static is None else _load(data.static)
-        predictors = None if data.predictors is None else _load(data.predictors)
+        target = open_data(data.target.path)
+        static = None if data.static is None else open_data(data.static.path)
+        predictors = None if data.predictors is None else open_data(data.predictors.path)
         common = dict(
             variables=data.target.variables,
             static=static,
@@ -62,7 +62,7 @@ class Experiment:
         if data.pairing == "mos":
             assert data.coarse is not None
             return MOS(data.scale, crop=data.crop).pair(
-                target, _load(data.coarse), coarse_variables=data.coarse.variables, **common
+                target, open_data(data.coarse.path), coarse_variables=data.coarse.variables, **common
             )
         return PerfectProg(data.scale, crop=data.crop).pair(target, **common)
 
@@ -94,10 +94,6 @@ class Experiment:
     @property
     def best_checkpoint(self) -> Path:
         return self.output_dir / "checkpoints" / BEST_CHECKPOINT
-
-
-def _load(source: VariableSource) -> xr.Dataset:
-    return open_data(source.path)
 
 
 def coarse_inputs_dataset(data: PairedData) -> xr.Dataset:
