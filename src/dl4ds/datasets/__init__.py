@@ -15,6 +15,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from dl4ds.errors import DataError
+
 __all__ = ["era5_t2m_uk", "uk_static", "glosea4_ensemble", "path", "names"]
 
 _FILES = {
@@ -32,8 +34,6 @@ def names() -> list[str]:
 def path(name: str) -> Path:
     """Path of the NetCDF file of a bundled dataset."""
     if name not in _FILES:
-        from dl4ds.errors import DataError
-
         raise DataError(f"no bundled dataset named {name!r}; choose one of {names()}")
     return Path(str(resources.files(__name__).joinpath("data", _FILES[name])))
 
