@@ -115,6 +115,15 @@ def test_resume_without_checkpoint_is_an_error(week_pairs, tmp_path):
         SupervisedTrainer(epochs=1, checkpoint_dir=tmp_path, progress=False).fit(model, train_ds, resume=True)
 
 
+def test_resume_with_another_model_is_an_error(week_pairs, tmp_path):
+    train_ds, _, train, normalizer = _split(week_pairs)
+    small = DownscalingModel.build("resnet_spc", train, normalizer, params=SMALL_PARAMS)
+    SupervisedTrainer(epochs=1, checkpoint_dir=tmp_path, progress=False).fit(small, train_ds)
+    wider = DownscalingModel.build("resnet_spc", train, normalizer, params={**SMALL_PARAMS, "n_filters": 24})
+    with pytest.raises(CheckpointError, match="holds a different model"):
+        SupervisedTrainer(epochs=2, checkpoint_dir=tmp_path, progress=False).fit(wider, train_ds, resume=True)
+
+
 def test_unreadable_and_foreign_checkpoints_are_rejected(trained_model, tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     good = save_checkpoint(tmp_path / "good.pt", trained_model)

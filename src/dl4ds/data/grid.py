@@ -22,7 +22,7 @@ COORDINATE_ALIASES: dict[str, tuple[str, ...]] = {
     "lon": ("lon", "longitude", "nav_lon", "rlon"),
     "time": ("time", "valid_time"),
 }
-_GRID_TOLERANCE = 1e-4  # degrees; float32 coordinates of 0.25 degree grids differ by ~1e-6
+GRID_TOLERANCE = 1e-4  # degrees; float32 coordinates of 0.25 degree grids differ by ~1e-6
 
 
 def _find_name(obj: xr.DataArray | xr.Dataset, standard: str) -> str | None:
@@ -134,14 +134,14 @@ class Grid:
                 raise DataError(f"{name} size {size} is not divisible by scale {scale}")
         return Grid(self.lat.reshape(-1, scale).mean(1), self.lon.reshape(-1, scale).mean(1))
 
-    def equals(self, other: Grid, tolerance: float = _GRID_TOLERANCE) -> bool:
+    def equals(self, other: Grid, tolerance: float = GRID_TOLERANCE) -> bool:
         return (
             self.shape == other.shape
             and bool(np.allclose(self.lat, other.lat, atol=tolerance, rtol=0))
             and bool(np.allclose(self.lon, other.lon, atol=tolerance, rtol=0))
         )
 
-    def window_in(self, other: Grid, tolerance: float = _GRID_TOLERANCE) -> tuple[slice, slice] | None:
+    def window_in(self, other: Grid, tolerance: float = GRID_TOLERANCE) -> tuple[slice, slice] | None:
         """Index slices of ``other`` that give exactly this grid, or None if this grid is not a window of it."""
         slices = []
         for mine, theirs in ((self.lat, other.lat), (self.lon, other.lon)):
@@ -152,7 +152,7 @@ class Grid:
             slices.append(slice(start, stop))
         return slices[0], slices[1]
 
-    def covers(self, other: Grid, tolerance: float = _GRID_TOLERANCE) -> bool:
+    def covers(self, other: Grid, tolerance: float = GRID_TOLERANCE) -> bool:
         """Whether every cell centre of ``other`` lies inside the span of this grid's centres."""
         return bool(
             self.lat.min() - tolerance <= other.lat.min()
@@ -160,6 +160,16 @@ class Grid:
             and self.lon.min() - tolerance <= other.lon.min()
             and other.lon.max() <= self.lon.max() + tolerance
         )
+
+    def cells_within(self, other: Grid, tolerance: float = GRID_TOLERANCE) -> tuple[slice, slice] | None:
+        """Index slices of the cells of this grid whose centres lie within ``other``'s span, or None if none do."""
+        inside = [
+            np.flatnonzero((mine >= theirs.min() - tolerance) & (mine <= theirs.max() + tolerance))
+            for mine, theirs in ((self.lat, other.lat), (self.lon, other.lon))
+        ]
+        if any(index.size == 0 for index in inside):
+            return None
+        return slice(inside[0][0], inside[0][-1] + 1), slice(inside[1][0], inside[1][-1] + 1)
 
     def describe(self) -> str:
         """A one-line description, e.g. ``32 x 48 cells, lat 50.12..57.88, lon -9.88..1.88``."""
@@ -196,7 +206,7 @@ def _regular_step(values: np.ndarray, name: str) -> float:
         raise DataError(f"the {name} axis has a single point; dl4ds needs at least 2 grid points per axis")
     steps = np.diff(values)
     step = float(np.median(steps))
-    if not np.allclose(steps, step, atol=max(_GRID_TOLERANCE, 1e-3 * abs(step)), rtol=0):
+    if not np.allclose(steps, step, atol=max(GRID_TOLERANCE, 1e-3 * abs(step)), rtol=0):
         raise DataError(
             f"the {name} axis is not regular (steps from {steps.min():.6g} to {steps.max():.6g} degrees); "
             "regrid the data to a regular grid first"

@@ -42,14 +42,18 @@ class ChannelStats:
 
     def normalize(self, values: np.ndarray, axis: int) -> np.ndarray:
         """(x - mean) / std along ``axis`` (the channel axis), as float32."""
-        shape = [1] * values.ndim
-        shape[axis] = len(self.names)
-        return ((values - self.mean.reshape(shape)) / self.std.reshape(shape)).astype(np.float32)
+        mean, std = self._broadcast(values.ndim, axis)
+        return ((values - mean) / std).astype(np.float32)
 
     def denormalize(self, values: np.ndarray, axis: int) -> np.ndarray:
-        shape = [1] * values.ndim
+        """x * std + mean along ``axis`` (the channel axis), as float32."""
+        mean, std = self._broadcast(values.ndim, axis)
+        return (values * std + mean).astype(np.float32)
+
+    def _broadcast(self, ndim: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
+        shape = [1] * ndim
         shape[axis] = len(self.names)
-        return (values * self.std.reshape(shape) + self.mean.reshape(shape)).astype(np.float32)
+        return self.mean.reshape(shape), self.std.reshape(shape)
 
     def to_dict(self) -> dict[str, list]:
         return {"names": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist()}

@@ -213,16 +213,13 @@ def _crop_to_coverage(target: xr.DataArray, source: Grid, scale: int, notes: lis
     those edge cells are dropped rather than extrapolated.
     """
     coarse = Grid.of(target).coarsen(scale)
-    inside = [
-        np.flatnonzero((values >= span.min() - 1e-4) & (values <= span.max() + 1e-4))
-        for values, span in ((coarse.lat, source.lat), (coarse.lon, source.lon))
-    ]
-    if any(index.size == 0 for index in inside):
+    window = coarse.cells_within(source)
+    if window is None:
         raise DataError(
             f"the coarse data ({source.describe()}) does not overlap the target grid ({Grid.of(target).describe()}); "
             "pair data over the same region"
         )
-    rows, cols = (slice(index[0], index[-1] + 1) for index in inside)
+    rows, cols = window
     if (rows.stop - rows.start, cols.stop - cols.start) == coarse.shape:
         return target, coarse
     cropped = target.isel(lat=slice(rows.start * scale, rows.stop * scale), lon=slice(cols.start * scale, cols.stop * scale))

@@ -15,12 +15,10 @@ from tqdm.auto import tqdm
 from dl4ds import __version__
 from dl4ds.checkpoint import load_model
 from dl4ds.data.fields import as_dataset, check_variables
-from dl4ds.data.grid import Grid, align_longitudes, latitude_descending, standardize
+from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, latitude_descending, standardize
 from dl4ds.data.regrid import regrid as regrid_field
 from dl4ds.errors import DataError
 from dl4ds.model import DownscalingModel, ModelMetadata
-
-_TOLERANCE = 1e-4
 
 
 def downscale(
@@ -109,12 +107,12 @@ def _input_grid(source: Grid, meta: ModelMetadata, has_static: bool, regrid: boo
         return source
     model_spacing = np.array(model_grid.spacing)
     source_spacing = np.array(source.spacing)
-    if not has_static and np.allclose(source_spacing, model_spacing, atol=_TOLERANCE):
+    if not has_static and np.allclose(source_spacing, model_spacing, atol=GRID_TOLERANCE):
         return source
     if not regrid:
         fine_spacing = np.array(meta.fine_grid.spacing)
         hint = ""
-        if np.allclose(source_spacing, fine_spacing, atol=_TOLERANCE):
+        if np.allclose(source_spacing, fine_spacing, atol=GRID_TOLERANCE):
             hint = f" It has the model's output resolution: the model expects coarse input, at {meta.scale} times that spacing."
         where = "or a window of it " if has_static else ""
         raise DataError(
@@ -124,8 +122,8 @@ def _input_grid(source: Grid, meta: ModelMetadata, has_static: bool, regrid: boo
         )
     axes = []
     for values, model_values, step in ((source.lat, model_grid.lat, model_spacing[0]), (source.lon, model_grid.lon, model_spacing[1])):
-        first = math.ceil((values.min() - model_values[0]) / step - _TOLERANCE)
-        last = math.floor((values.max() - model_values[0]) / step + _TOLERANCE)
+        first = math.ceil((values.min() - model_values[0]) / step - GRID_TOLERANCE)
+        last = math.floor((values.max() - model_values[0]) / step + GRID_TOLERANCE)
         if has_static:
             first, last = max(first, 0), min(last, len(model_values) - 1)
         axes.append(model_values[0] + step * np.arange(first, last + 1))

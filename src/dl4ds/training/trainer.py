@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from dl4ds.atomic import atomic_path
-from dl4ds.checkpoint import model_from_payload, read_checkpoint, save_checkpoint
+from dl4ds.checkpoint import read_checkpoint, save_checkpoint
 from dl4ds.data.torch_dataset import DownscalingDataset, Sample
 from dl4ds.errors import CheckpointError, ConfigError
 from dl4ds.model import DownscalingModel
@@ -38,6 +38,11 @@ class EpochRecord:
     learning_rate: float
     seconds: float
 
+    @property
+    def monitored(self) -> float:
+        """The loss that selects the best epoch: validation loss, or training loss without validation."""
+        return self.val_loss if self.val_loss is not None else self.train_loss
+
 
 @dataclass
 class TrainingHistory:
@@ -48,7 +53,7 @@ class TrainingHistory:
         """The epoch with the lowest validation loss (or training loss without validation)."""
         if not self.epochs:
             return None
-        return min(self.epochs, key=lambda r: r.val_loss if r.val_loss is not None else r.train_loss)
+        return min(self.epochs, key=lambda r: r.monitored)
 
     def to_list(self) -> list[dict]:
         return [asdict(record) for record in self.epochs]
@@ -144,7 +149,7 @@ class SupervisedTrainer:
             num_workers=self.num_workers,
         )
         best = self.history.best
-        best_loss = math.inf if best is None else (best.val_loss if best.val_loss is not None else best.train_loss)
+        best_loss = math.inf if best is None else best.monitored
         best_state: dict[str, torch.Tensor] | None = None
         for epoch in range(start_epoch, self.epochs + 1):
             started = time.perf_counter()
@@ -153,18 +158,17 @@ class SupervisedTrainer:
             record = EpochRecord(epoch, train_loss, val_loss, optimizer.param_groups[0]["lr"], time.perf_counter() - started)
             scheduler.step()
             self.history.epochs.append(record)
-            monitored = val_loss if val_loss is not None else train_loss
             logger.info(
                 "epoch %d/%d  train loss %.4f  val loss %s  (%.1f s)",
                 epoch, self.epochs, train_loss, "-" if val_loss is None else f"{val_loss:.4f}", record.seconds,
             )
             if self.checkpoint_dir is not None:
-                if monitored < best_loss:
+                if record.monitored < best_loss:
                     save_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT, model)
                 save_checkpoint(self.checkpoint_dir / LAST_CHECKPOINT, model, self._training_state(optimizer, scheduler, epoch))
                 self.history.write_csv(self.checkpoint_dir / "history.csv")
-            if monitored < best_loss:
-                best_loss = monitored
+            if record.monitored < best_loss:
+                best_loss = record.monitored
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if best_state is not None:
             model.load_state_dict(best_state)
@@ -232,15 +236,16 @@ class SupervisedTrainer:
         state = payload.get("training_state")
         if not state:
             raise CheckpointError(f"{str(path)!r} has no training state to resume from; it holds a model only")
-        saved = model_from_payload(payload, source=repr(str(path)))
-        if saved.metadata.architecture != model.metadata.architecture or any(
-            saved.state_dict()[k].shape != v.shape for k, v in model.state_dict().items()
-        ):
+        saved_architecture = payload["metadata"]["architecture"]
+        try:
+            if saved_architecture != model.metadata.architecture:
+                raise RuntimeError("architecture differs")
+            model.load_state_dict(payload["state_dict"])
+        except RuntimeError:
             raise CheckpointError(
-                f"{str(path)!r} holds a different model ({saved.metadata.architecture}) than the one being trained; "
+                f"{str(path)!r} holds a different model ({saved_architecture}) than the one being trained; "
                 "resume with the same configuration, or start a new run in another directory"
-            )
-        model.load_state_dict(payload["state_dict"])
+            ) from None
         optimizer.load_state_dict(state["optimizer"])
         if "scheduler" in state:
             scheduler.load_state_dict(state["scheduler"])
