@@ -1,4 +1,4 @@
-"""The network registry and resnet_spc: shapes, global skip, errors, training, state dict."""
+"""The network registry and every architecture: shapes, training, state dicts, errors."""
 
 import pytest
 import torch
@@ -7,14 +7,43 @@ from dl4ds import models
 from dl4ds.errors import ConfigError
 from dl4ds.interpolation import upsample
 
-SMALL = {"n_filters": 8, "n_blocks": 1, "static_filters": 4, "upsampled_filters": 4}
+BACKBONES = ("convnet", "resnet", "densenet", "convnext", "unet")
+UPSAMPLINGS = ("pin", "spc", "rc", "dc")
+SPATIAL = [f"{b}_{u}" for b in BACKBONES for u in UPSAMPLINGS]
+ALL_MODELS = SPATIAL + [f"rec{name}" for name in SPATIAL]
+
+_SMALL_BACKBONE = {
+    "convnet": {"n_filters": 8, "n_blocks": 1},
+    "resnet": {"n_filters": 8, "n_blocks": 1},
+    "densenet": {"n_filters": 8, "n_blocks": 1, "growth_rate": 4, "layers_per_block": 2},
+    "convnext": {"n_filters": 8, "n_blocks": 1},
+    "unet": {"n_filters": 8, "depth": 1},
+}
 
 
-def small_model(scale: int = 4, in_channels: int = 2, out_channels: int = 1, static_channels: int = 2, **params):
+def small_params(name: str) -> dict:
+    """Parameters making ``name`` small enough for fast tests."""
+    spatial = name.removeprefix("rec")
+    backbone, upsampling = spatial.split("_")
+    params = dict(_SMALL_BACKBONE[backbone])
+    if upsampling != "pin":
+        params |= {"static_filters": 4, "upsampled_filters": 4}
+    if name.startswith("rec"):
+        params["lstm_filters"] = 2
+    return params
+
+
+def small_model(name: str = "resnet_spc", scale: int = 4, in_channels: int = 2, out_channels: int = 1,
+                static_channels: int = 2, **params):
     return models.create(
-        "resnet_spc", scale=scale, in_channels=in_channels, out_channels=out_channels,
-        static_channels=static_channels, **{**SMALL, **params},
+        name, scale=scale, in_channels=in_channels, out_channels=out_channels,
+        static_channels=static_channels, **{**small_params(name), **params},
     )
+
+
+def inputs(name: str, batch: int, channels: int, h: int, w: int, steps: int = 3) -> torch.Tensor:
+    """Random coarse inputs: (B, C, h, w), or (B, T, C, h, w) windows for rec* models."""
+    return torch.randn(batch, steps, channels, h, w) if name.startswith("rec") else torch.randn(batch, channels, h, w)
 
 
 @pytest.fixture(autouse=True)
@@ -22,34 +51,92 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-def test_registry_lists_resnet_spc_with_its_parameters():
-    assert "resnet_spc" in models.list_models()
-    assert models.list_models() == sorted(models.list_models())
-    assert models.model_parameters("resnet_spc") == {
+def test_registry_holds_every_backbone_upsampling_and_temporal_combination():
+    assert models.list_models() == sorted(ALL_MODELS)
+    parameters = models.model_parameters("resnet_spc")
+    assert {k: parameters[k] for k in ("n_filters", "n_blocks", "static_filters", "upsampled_filters", "global_skip")} == {
         "n_filters": 48, "n_blocks": 3, "static_filters": 16, "upsampled_filters": 8, "global_skip": True,
     }
+    assert {"normalization", "attention", "dropout", "dropout_variant", "mc_dropout", "separable", "localized",
+            "output_activation", "interpolation"} <= set(parameters)
+    assert "static_filters" not in models.model_parameters("unet_pin")
+    assert models.model_parameters("recresnet_spc")["lstm_filters"] == 8
+    assert "lstm_filters" not in parameters
+    assert models.model_parameters("densenet_spc")["growth_rate"] == 16
 
 
+@pytest.mark.parametrize("name", ALL_MODELS)
 @pytest.mark.parametrize("scale", [2, 3, 4, 5, 8])
-@pytest.mark.parametrize("h, w", [(8, 12), (5, 7), (16, 16)])
-@pytest.mark.parametrize("static_channels", [0, 2])
-def test_output_shape(scale, h, w, static_channels):
-    model = small_model(scale, in_channels=3, out_channels=2, static_channels=static_channels)
-    x = torch.randn(2, 3, h, w)
-    static = torch.randn(2, static_channels, h * scale, w * scale) if static_channels else None
-    out = model(x, static)
-    assert out.shape == (2, 2, h * scale, w * scale)
+@pytest.mark.parametrize("h, w", [(6, 6), (5, 7)])
+def test_output_shape(name, scale, h, w):
+    model = small_model(name, scale, in_channels=3, out_channels=2)
+    x = inputs(name, 2, 3, h, w)
+    out = model(x, torch.randn(2, 2, h * scale, w * scale))
+    expected = (2, 2, h * scale, w * scale)
+    assert out.shape == ((2, 3, *expected[1:]) if name.startswith("rec") else expected)
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()
 
 
-def test_global_skip_alone_is_bicubic_upsampling():
-    model = small_model(scale=3, in_channels=3, out_channels=2)
+@pytest.mark.parametrize("name", ["resnet_spc", "unet_pin", "convnext_dc", "recdensenet_rc"])
+def test_grids_larger_than_training_patches(name):
+    model = small_model(name, scale=4, static_channels=0).eval()
+    with torch.no_grad():
+        assert model(inputs(name, 1, 2, 4, 4)).shape[-2:] == (16, 16)
+        assert model(inputs(name, 1, 2, 23, 37)).shape[-2:] == (92, 148)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_adam_steps_lower_the_loss(name):
+    scale = 2
+    x, static = inputs(name, 4, 2, 6, 6), torch.randn(4, 2, 12, 12)
+    coarse_target = x[:, :, :1] if name.startswith("rec") else x[:, :1]
+    y = upsample(coarse_target.flatten(0, -4), scale).reshape(*coarse_target.shape[:-2], 12, 12) + 0.5 * torch.randn(1, 1, 12, 12)
+    model = small_model(name, scale, global_skip=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(25):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x, static), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_state_dict_round_trip_gives_identical_output(name, tmp_path):
+    model = small_model(name, scale=3).eval()
+    path = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), path)
+    torch.manual_seed(1)
+    restored = small_model(name, scale=3).eval()
+    x, static = inputs(name, 2, 2, 5, 7), torch.randn(2, 2, 15, 21)
+    with torch.no_grad():
+        assert not torch.equal(model(x, static), restored(x, static))
+        restored.load_state_dict(torch.load(path, weights_only=True))
+        assert torch.equal(model(x, static), restored(x, static))
+
+
+@pytest.mark.parametrize("name", ["resnet_spc", "unet_pin", "densenet_dc", "convnext_rc"])
+def test_global_skip_alone_is_interpolation_of_the_coarse_targets(name):
+    model = small_model(name, scale=3, in_channels=3, out_channels=2)
     last = model.output_head.layers[-1]
     torch.nn.init.zeros_(last.weight)
     torch.nn.init.zeros_(last.bias)
     x, static = torch.randn(2, 3, 5, 7), torch.randn(2, 2, 15, 21)
     torch.testing.assert_close(model(x, static), upsample(x[:, :2], 3, "bicubic"), rtol=0, atol=0)
+    bilinear = small_model(name, scale=3, in_channels=3, out_channels=2, interpolation="bilinear")
+    torch.nn.init.zeros_(bilinear.output_head.layers[-1].weight)
+    torch.nn.init.zeros_(bilinear.output_head.layers[-1].bias)
+    torch.testing.assert_close(bilinear(x, static), upsample(x[:, :2], 3, "bilinear"), rtol=0, atol=0)
+
+
+def test_pre_upsampling_backbone_runs_on_the_interpolated_input():
+    model = small_model("convnet_pin", scale=4, in_channels=1, static_channels=0, global_skip=False)
+    x = torch.randn(1, 1, 5, 6)
+    features = model.backbone(upsample(x, 4, "bicubic"))
+    torch.testing.assert_close(model(x), model.output_head(features))
 
 
 def test_without_global_skip_output_is_the_network_alone():
@@ -61,17 +148,28 @@ def test_without_global_skip_output_is_the_network_alone():
     assert torch.equal(out, torch.full((2, 3, 16, 24), 0.5))
 
 
-def test_static_fields_change_the_output():
-    model = small_model()
-    x = torch.randn(1, 2, 4, 6)
+@pytest.mark.parametrize("name", ["resnet_spc", "unet_pin", "recconvnet_dc"])
+def test_static_fields_change_the_output(name):
+    model = small_model(name)
+    x = inputs(name, 1, 2, 4, 6)
     assert not torch.allclose(model(x, torch.randn(1, 2, 16, 24)), model(x, torch.randn(1, 2, 16, 24)))
 
 
 def test_default_parameter_count():
     model = models.create("resnet_spc", scale=4, in_channels=1, out_channels=1, static_channels=2)
-    count = sum(p.numel() for p in model.parameters())
-    assert count == 209_441
-    assert 180_000 <= count <= 230_000
+    assert sum(p.numel() for p in model.parameters()) == 209_441
+
+
+def test_spatio_temporal_frames_see_their_neighbours():
+    """Changing the last frame of a window changes the prediction of the first (bidirectional ConvLSTM)."""
+    model = small_model("recresnet_spc").eval()
+    x, static = torch.randn(1, 3, 2, 4, 6), torch.randn(1, 2, 16, 24)
+    changed = x.clone()
+    changed[:, -1] += 1.0
+    with torch.no_grad():
+        assert not torch.allclose(model(x, static)[:, 0], model(changed, static)[:, 0])
+        with pytest.raises(ValueError, match=r"window of coarse inputs of shape \(batch, time, 2, h, w\)"):
+            model(torch.randn(1, 2, 4, 6), static)
 
 
 def test_unknown_model_lists_valid_names():
@@ -79,6 +177,20 @@ def test_unknown_model_lists_valid_names():
         models.create("resnet_scp", scale=4, in_channels=1, out_channels=1)
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
         models.model_parameters("nope")
+
+
+def test_unknown_combination_lists_the_valid_models():
+    with pytest.raises(ConfigError, match=r"unknown model 'unet_xyz'.*choose one of: convnet_dc, .*recunet_spc.*unet_spc"):
+        models.create("unet_xyz", scale=4, in_channels=1, out_channels=1)
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet_pixelshuffle'"):
+        models.create("resnet_pixelshuffle", scale=4, in_channels=1, out_channels=1)
+
+
+def test_parameter_of_another_upsampling_is_refused():
+    with pytest.raises(ConfigError, match=r"unknown parameter 'upsampled_filters' for model 'resnet_pin'"):
+        models.create("resnet_pin", scale=4, in_channels=1, out_channels=1, upsampled_filters=8)
+    with pytest.raises(ConfigError, match=r"unknown parameter 'lstm_filters' for model 'resnet_spc'"):
+        models.create("resnet_spc", scale=4, in_channels=1, out_channels=1, lstm_filters=8)
 
 
 def test_unknown_parameter_lists_accepted_ones_with_defaults():
@@ -128,33 +240,6 @@ def test_bad_static_shapes_raise_value_error_naming_expected_shape():
         model(torch.randn(2, 1, 4, 6), torch.randn(2, 2, 16, 24))
     with pytest.raises(ValueError, match="static_channels=0.*pass static=None"):
         small_model(static_channels=0)(x, torch.randn(2, 2, 16, 24))
-
-
-def test_adam_steps_lower_the_loss():
-    model = small_model(scale=2)
-    x, static, y = torch.randn(4, 2, 6, 6), torch.randn(4, 2, 12, 12), torch.randn(4, 1, 12, 12)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x, static), y)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.75 * losses[0]
-
-
-def test_state_dict_round_trip_gives_identical_output(tmp_path):
-    model = small_model(scale=3).eval()
-    path = tmp_path / "weights.pt"
-    torch.save(model.state_dict(), path)
-    torch.manual_seed(1)
-    restored = small_model(scale=3).eval()
-    x, static = torch.randn(2, 2, 5, 7), torch.randn(2, 2, 15, 21)
-    assert not torch.equal(model(x, static), restored(x, static))
-    restored.load_state_dict(torch.load(path, weights_only=True))
-    with torch.no_grad():
-        assert torch.equal(model(x, static), restored(x, static))
 
 
 def test_register_model_rejects_bad_architectures():

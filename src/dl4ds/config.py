@@ -89,8 +89,11 @@ def _span(period: Period) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 class ModelConfig(_Strict):
-    name: str = "resnet_spc"
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(default="resnet_spc", description="registry name, see `dl4ds models`")
+    params: dict[str, Any] = Field(default_factory=dict, description="architecture parameters")
+    time_window: int | None = Field(
+        default=None, ge=1, description="consecutive time steps per sample; required by spatio-temporal (rec*) models only"
+    )
 
 
 class TrainingConfig(_Strict):

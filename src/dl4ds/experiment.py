@@ -73,8 +73,10 @@ class Experiment:
         val = None if data_config.val_period is None else paired.select_time(*data_config.val_period, role="val_period")
         test = None if data_config.test_period is None else paired.select_time(*data_config.test_period, role="test_period")
         normalizer = Normalizer.fit(train)
+        model_config = self.config.model
         model = DownscalingModel.build(
-            self.config.model.name, train, normalizer, params=self.config.model.params, config=self.config.to_dict()
+            model_config.name, train, normalizer, params=model_config.params, config=self.config.to_dict(),
+            time_window=model_config.time_window,
         )
         logger.info(
             "training %s (%d parameters) on %d samples, validating on %d",
@@ -84,8 +86,8 @@ class Experiment:
         trainer = SupervisedTrainer(**self.config.training.model_dump(), checkpoint_dir=self.output_dir / "checkpoints", progress=progress)
         trainer.fit(
             model,
-            DownscalingDataset(train, normalizer, data_config.patch_size),
-            None if val is None else DownscalingDataset(val, normalizer),
+            DownscalingDataset(train, normalizer, data_config.patch_size, model_config.time_window),
+            None if val is None else DownscalingDataset(val, normalizer, time_window=model_config.time_window),
             resume=resume,
         )
         metrics = None if test is None else verify(model, test, self.output_dir)

@@ -14,6 +14,9 @@ from dl4ds import models
 from dl4ds.data.grid import Grid
 from dl4ds.data.normalization import Normalizer
 from dl4ds.data.pairing import PairedData
+from dl4ds.errors import ConfigError
+from dl4ds.models.blocks import OutputActivation
+from dl4ds.models.localized import LocalizedLinear
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class ModelMetadata:
         fine_grid: the high-resolution grid of the training domain.
         normalizer: normalisation statistics from the training period.
         config: the full configuration of the training run, if any.
+        time_window: frames per sample of a spatio-temporal network, None for
+            a spatial one.
     """
 
     architecture: str
@@ -44,6 +49,7 @@ class ModelMetadata:
     fine_grid: Grid
     normalizer: Normalizer
     config: Mapping[str, Any] = field(default_factory=dict)
+    time_window: int | None = None
 
     @property
     def coarse_grid(self) -> Grid:
@@ -61,6 +67,7 @@ class ModelMetadata:
             "fine_grid": self.fine_grid.to_dict(),
             "normalizer": self.normalizer.to_dict(),
             "config": dict(self.config),
+            "time_window": self.time_window,
         }
 
     @classmethod
@@ -76,6 +83,7 @@ class ModelMetadata:
             fine_grid=Grid.from_dict(data["fine_grid"]),
             normalizer=Normalizer.from_dict(data["normalizer"]),
             config=dict(data["config"]),
+            time_window=data.get("time_window"),
         )
 
 
@@ -105,9 +113,26 @@ class DownscalingModel(nn.Module):
         *,
         params: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
+        time_window: int | None = None,
     ) -> DownscalingModel:
-        """Create an untrained model fitting ``data`` (normally the training period)."""
+        """Create an untrained model fitting ``data`` (normally the training period).
+
+        Args:
+            architecture: registry name, e.g. ``"resnet_spc"`` or ``"recresnet_spc"``.
+            data: paired data; gives the scale, variables, grid and static fields.
+            normalizer: statistics fitted on the training period.
+            params: architecture parameters. With ``localized=True`` the
+                ``localized_grid`` is filled in from the data's fine grid.
+            config: the run's configuration, stored in the metadata.
+            time_window: frames per sample, required (>= 1) for spatio-temporal
+                (``rec*``) networks and refused for spatial ones.
+
+        Raises:
+            ConfigError: invalid parameters, or a time window that does not fit the network.
+        """
         params = dict(params or {})
+        if params.get("localized") and params.get("localized_grid") is None:
+            params["localized_grid"] = list(data.fine_grid.shape)
         network = models.create(
             architecture,
             scale=data.scale,
@@ -116,6 +141,8 @@ class DownscalingModel(nn.Module):
             static_channels=len(data.static_variables),
             **params,
         )
+        _check_time_window(architecture, network, time_window)
+        _set_output_floor(network, normalizer)
         metadata = ModelMetadata(
             architecture=architecture,
             architecture_params=params,
@@ -127,6 +154,7 @@ class DownscalingModel(nn.Module):
             fine_grid=data.fine_grid,
             normalizer=normalizer,
             config=dict(config or {}),
+            time_window=time_window,
         )
         if data.static is None:
             static = torch.zeros((0, *data.fine_grid.shape))
@@ -155,12 +183,54 @@ class DownscalingModel(nn.Module):
     def has_static(self) -> bool:
         return len(self.metadata.static_variables) > 0
 
-    def forward(self, x: torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
-        """Map normalised coarse inputs (B, C, h, w) to normalised fields (B, V, h*s, w*s).
+    @property
+    def domain_bound(self) -> bool:
+        """True when the model applies only to its training grid or a window of it (static fields, localized layers)."""
+        return self.has_static or any(isinstance(m, LocalizedLinear) for m in self.network.modules())
 
-        ``static`` is the (B, S, h*s, w*s) window of the static fields matching
-        ``x``; it may be omitted when ``x`` covers the whole training domain.
+    @property
+    def temporal(self) -> bool:
+        """True for spatio-temporal networks, which take windows of ``metadata.time_window`` frames."""
+        return bool(getattr(self.network, "temporal", False))
+
+    def forward(self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Map normalised coarse inputs to normalised fine fields.
+
+        Args:
+            x: (B, C, h, w) coarse inputs, or (B, T, C, h, w) windows for a
+                spatio-temporal network.
+            static: the (B, S, h*s, w*s) window of the static fields matching
+                ``x``; may be omitted when ``x`` covers the whole training domain.
+            offset: (B, 2) row and column of each sample's first fine cell in
+                the training grid (used by localized layers); None when ``x``
+                covers the whole training domain.
+
+        Returns:
+            (B, V, h*s, w*s), or (B, T, V, h*s, w*s) for windows.
         """
         if self.has_static and static is None:
             static = self.static.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
-        return self.network(x, static if self.has_static else None)
+        return self.network(x, static if self.has_static else None, offset)
+
+
+def _check_time_window(architecture: str, network: nn.Module, time_window: int | None) -> None:
+    temporal = bool(getattr(network, "temporal", False))
+    if temporal and (time_window is None or time_window < 1):
+        raise ConfigError(
+            f"the spatio-temporal model {architecture!r} needs a time window of consecutive frames per sample, "
+            f"got {time_window!r}; set model.time_window in the config (e.g. 4)"
+        )
+    if not temporal and time_window is not None:
+        spatial = architecture[3:] if architecture.startswith("rec") else architecture
+        raise ConfigError(
+            f"model {architecture!r} is spatial and takes one time step per sample, but time_window={time_window} "
+            f"was given; remove time_window or choose a spatio-temporal model such as 'rec{spatial}'"
+        )
+
+
+def _set_output_floor(network: nn.Module, normalizer: Normalizer) -> None:
+    """Place output activations' floors at physical zero, in the normalised units the network predicts."""
+    for module in network.modules():
+        if isinstance(module, OutputActivation):
+            zero = normalizer.target.normalize(np.zeros(module.floor.shape[0]), axis=0)
+            module.floor.copy_(torch.from_numpy(zero))

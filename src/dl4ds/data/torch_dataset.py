@@ -14,13 +14,15 @@ Sample = dict[str, torch.Tensor]
 
 
 class DownscalingDataset(Dataset[Sample]):
-    """Normalised (input, target) samples, one per time step, held in memory.
+    """Normalised (input, target) samples, one per time step or window of steps, held in memory.
 
     Each sample is a dict of tensors:
 
-    - ``x``: (channels, h, w) coarse inputs;
+    - ``x``: (channels, h, w) coarse inputs, or (T, channels, h, w) for a
+      window of T consecutive time steps;
     - ``static``: (static channels, h * scale, w * scale), zero channels if none;
-    - ``y``: (variables, h * scale, w * scale) targets, NaN filled with 0;
+    - ``y``: (variables, h * scale, w * scale) targets, NaN filled with 0, or
+      (T, variables, h * scale, w * scale) for a window;
     - ``mask``: same shape as ``y``, True where the target is valid;
     - ``offset``: (2,) row and column of the sample's first fine cell in the
       full fine grid (for layers tied to absolute grid position).
@@ -32,10 +34,22 @@ class DownscalingDataset(Dataset[Sample]):
             with the coarse grid (both multiples of the scale); None gives the
             whole domain. Patches are drawn anew at every access, from torch's
             global random generator.
+        time_window: T, the number of consecutive time steps per sample (for
+            spatio-temporal networks); None gives single time steps. Every
+            window of T steps is a sample (they overlap).
     """
 
-    def __init__(self, data: PairedData, normalizer: Normalizer, patch_size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, data: PairedData, normalizer: Normalizer, patch_size: tuple[int, int] | None = None, time_window: int | None = None
+    ) -> None:
         self.scale = data.scale
+        steps = data.target.sizes["time"]
+        if time_window is not None and not 1 <= time_window <= steps:
+            raise ConfigError(
+                f"time_window={time_window} does not fit the {steps} time steps of these data; "
+                f"use a window between 1 and {steps}, or a longer period"
+            )
+        self.time_window = time_window
         fine_shape = data.fine_grid.shape
         if patch_size is not None:
             height, width = patch_size
@@ -57,7 +71,7 @@ class DownscalingDataset(Dataset[Sample]):
             self.static = torch.from_numpy(normalizer.normalize_static(data.static.values))
 
     def __len__(self) -> int:
-        return self.x.shape[0]
+        return self.x.shape[0] - (self.time_window or 1) + 1
 
     def __getitem__(self, index: int) -> Sample:
         if self.patch_size is None:
@@ -74,10 +88,11 @@ class DownscalingDataset(Dataset[Sample]):
             slice(row // self.scale, (row + height) // self.scale),
             slice(col // self.scale, (col + width) // self.scale),
         )
+        steps = index if self.time_window is None else slice(index, index + self.time_window)
         return {
-            "x": self.x[index][:, coarse[0], coarse[1]],
+            "x": self.x[steps][..., coarse[0], coarse[1]],
             "static": self.static[:, fine[0], fine[1]],
-            "y": self.y[index][:, fine[0], fine[1]],
-            "mask": self.mask[index][:, fine[0], fine[1]],
+            "y": self.y[steps][..., fine[0], fine[1]],
+            "mask": self.mask[steps][..., fine[0], fine[1]],
             "offset": torch.tensor([row, col]),
         }

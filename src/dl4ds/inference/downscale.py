@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 
 import numpy as np
@@ -37,7 +37,10 @@ def downscale(
         model: a trained model or the path of its checkpoint.
         coarse: the model's input variables (see ``model.metadata.input_variables``)
             with dims (..., lat, lon); any other dims (time, member, lead time...)
-            and their coordinates are carried through. Coordinate names
+            and their coordinates are carried through. A spatio-temporal model
+            runs over every window of ``metadata.time_window`` consecutive
+            steps along ``time`` (which it needs) and averages the predictions
+            of the windows that overlap at each step. Coordinate names
             lat/latitude, lon/longitude and time/valid_time are accepted, with
             latitude in either order (the output keeps the input's order).
         rename: maps variable names in ``coarse`` to the model's names, e.g.
@@ -65,17 +68,26 @@ def downscale(
     _check_inputs(ds, meta)
     descending = latitude_descending(ds[meta.input_variables[0]])
     ds = align_longitudes(standardize(ds[list(meta.input_variables)], require_time=False), meta.coarse_grid.lon)
-    grid = _input_grid(Grid.of(ds), meta, model.has_static, regrid)
+    grid = _input_grid(Grid.of(ds), meta, model.domain_bound, regrid)
     field = ds.to_dataarray(dim="channel").astype(np.float32)
     field = regrid_field(field, grid, role="coarse input")
-    extra_dims = [d for d in field.dims if d not in ("channel", "lat", "lon")]
+    input_dims = [d for d in field.dims if d not in ("channel", "lat", "lon")]
+    extra_dims = input_dims
+    if model.temporal:
+        if "time" not in input_dims:
+            raise DataError(
+                f"the spatio-temporal model {meta.architecture!r} runs over windows of {meta.time_window} time steps, "
+                f"but the input has no time dimension (dims {list(field.dims)})"
+            )
+        extra_dims = [d for d in input_dims if d != "time"] + ["time"]
     field = field.transpose(*extra_dims, "channel", "lat", "lon")
 
-    values = field.values.reshape(-1, *field.shape[-3:])
+    samples_shape = (-1, field.sizes["time"]) if model.temporal else (-1,)
+    values = field.values.reshape(*samples_shape, *field.shape[-3:])
     fine_values = _predict(model, values, grid, batch_size, torch.device(device), progress)
     fine_grid = grid.refine(meta.scale)
     fine_values = fine_values.reshape(*field.shape[:-3], len(meta.target_variables), *fine_grid.shape)
-    output = _to_dataset(fine_values, field, extra_dims, fine_grid, meta)
+    output = _to_dataset(fine_values, field, extra_dims, fine_grid, meta).transpose(*input_dims, "lat", "lon")
     if descending:
         output = output.isel(lat=slice(None, None, -1))
     return output
@@ -100,21 +112,25 @@ def _check_inputs(ds: xr.Dataset, meta: ModelMetadata) -> None:
             )
 
 
-def _input_grid(source: Grid, meta: ModelMetadata, has_static: bool, regrid: bool) -> Grid:
-    """The coarse grid the network will run on for input given on ``source``."""
+def _input_grid(source: Grid, meta: ModelMetadata, domain_bound: bool, regrid: bool) -> Grid:
+    """The coarse grid the network will run on for input given on ``source``.
+
+    A ``domain_bound`` model (static fields or localized layers) runs only on
+    its training grid or a window of it; others on any grid of the same spacing.
+    """
     model_grid = meta.coarse_grid
     if source.window_in(model_grid) is not None:
         return source
     model_spacing = np.array(model_grid.spacing)
     source_spacing = np.array(source.spacing)
-    if not has_static and np.allclose(source_spacing, model_spacing, atol=GRID_TOLERANCE):
+    if not domain_bound and np.allclose(source_spacing, model_spacing, atol=GRID_TOLERANCE):
         return source
     if not regrid:
         fine_spacing = np.array(meta.fine_grid.spacing)
         hint = ""
         if np.allclose(source_spacing, fine_spacing, atol=GRID_TOLERANCE):
             hint = f" It has the model's output resolution: the model expects coarse input, at {meta.scale} times that spacing."
-        where = "or a window of it " if has_static else ""
+        where = "or a window of it " if domain_bound else ""
         raise DataError(
             f"the input grid ({source.describe()}, spacing {source_spacing[0]:g} x {source_spacing[1]:g} degrees) is not "
             f"the model's coarse grid {where}({model_grid.describe()}, spacing {model_spacing[0]:g} x {model_spacing[1]:g} "
@@ -124,7 +140,7 @@ def _input_grid(source: Grid, meta: ModelMetadata, has_static: bool, regrid: boo
     for values, model_values, step in ((source.lat, model_grid.lat, model_spacing[0]), (source.lon, model_grid.lon, model_spacing[1])):
         first = math.ceil((values.min() - model_values[0]) / step - GRID_TOLERANCE)
         last = math.floor((values.max() - model_values[0]) / step + GRID_TOLERANCE)
-        if has_static:
+        if domain_bound:
             first, last = max(first, 0), min(last, len(model_values) - 1)
         axes.append(model_values[0] + step * np.arange(first, last + 1))
     if len(axes[0]) < 1 or len(axes[1]) < 1:
@@ -139,29 +155,66 @@ def _input_grid(source: Grid, meta: ModelMetadata, has_static: bool, regrid: boo
 def _predict(
     model: DownscalingModel, values: np.ndarray, grid: Grid, batch_size: int, device: torch.device, progress: bool
 ) -> np.ndarray:
-    """Run the network on (N, C, h, w) inputs in physical units; returns (N, V, h*s, w*s) in physical units."""
+    """Run the network on inputs in physical units; returns fine fields in physical units.
+
+    Spatial models map (N, C, h, w) to (N, V, h*s, w*s). Spatio-temporal models
+    map N sequences (N, T, C, h, w) to (N, T, V, h*s, w*s): every window of
+    ``time_window`` steps is predicted, and each step gets the mean of the
+    windows that contain it.
+    """
     meta = model.metadata
     scale = meta.scale
     window = grid.window_in(meta.coarse_grid)
     fine_window = None if window is None else tuple(slice(w.start * scale, w.stop * scale) for w in window)
-    static = model.static[:, fine_window[0], fine_window[1]] if (model.has_static and fine_window) else None
-    no_truth = model.no_truth[:, fine_window[0], fine_window[1]].numpy() if fine_window else None
+    static = model.static[:, fine_window[0], fine_window[1]].to(device) if (model.has_static and fine_window) else None
+    offset = None if fine_window is None else torch.tensor([[fine_window[0].start, fine_window[1].start]], device=device)
     model = model.to(device).eval()
-    n_targets = len(meta.target_variables)
-    output = np.empty((values.shape[0], n_targets, values.shape[-2] * scale, values.shape[-1] * scale), dtype=np.float32)
-    starts = range(0, values.shape[0], batch_size)
-    for start in tqdm(starts, desc="downscaling", unit="batch", disable=not progress):
-        chunk = values[start : start + batch_size]
+
+    def run(chunk: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(meta.normalizer.normalize_inputs(chunk)).to(device)
-        batch_static = None if static is None else static.to(device).unsqueeze(0).expand(x.shape[0], -1, -1, -1)
-        prediction = model(x, batch_static).cpu().numpy()
-        prediction = meta.normalizer.target.denormalize(prediction, axis=1)
-        missing = np.isnan(chunk[:, :n_targets]).repeat(scale, axis=-2).repeat(scale, axis=-1)
-        prediction[missing] = np.nan
-        if no_truth is not None:
-            prediction[:, no_truth] = np.nan
-        output[start : start + len(chunk)] = prediction
+        batch = x.shape[0]
+        prediction = model(
+            x,
+            None if static is None else static.unsqueeze(0).expand(batch, -1, -1, -1),
+            None if offset is None else offset.expand(batch, -1),
+        )
+        return meta.normalizer.target.denormalize(prediction.cpu().numpy(), axis=-3)
+
+    n_targets = len(meta.target_variables)
+    fine_shape = (n_targets, values.shape[-2] * scale, values.shape[-1] * scale)
+    if model.temporal:
+        output = _predict_windows(run, values, meta.time_window or 1, fine_shape, batch_size, progress)
+    else:
+        output = np.empty((values.shape[0], *fine_shape), dtype=np.float32)
+        for start in tqdm(range(0, values.shape[0], batch_size), desc="downscaling", unit="batch", disable=not progress):
+            output[start : start + batch_size] = run(values[start : start + batch_size])
+    missing = np.isnan(values[..., :n_targets, :, :]).repeat(scale, axis=-2).repeat(scale, axis=-1)
+    output[missing] = np.nan
+    if fine_window is not None:
+        output[..., model.no_truth[:, fine_window[0], fine_window[1]].numpy()] = np.nan
     return output
+
+
+def _predict_windows(
+    run: Callable[[np.ndarray], np.ndarray], sequences: np.ndarray, window: int, fine_shape: tuple[int, int, int],
+    batch_size: int, progress: bool,
+) -> np.ndarray:
+    """Average ``run`` over every window of ``window`` steps of (N, T, C, h, w) sequences -> (N, T, *fine_shape)."""
+    n_sequences, steps = sequences.shape[:2]
+    if steps < window:
+        raise DataError(
+            f"the spatio-temporal model takes windows of {window} consecutive time steps, but the input has only {steps}; "
+            f"give at least {window} time steps"
+        )
+    starts = [(sequence, step) for sequence in range(n_sequences) for step in range(steps - window + 1)]
+    total = np.zeros((n_sequences, steps, *fine_shape), dtype=np.float32)
+    for first in tqdm(range(0, len(starts), batch_size), desc="downscaling", unit="batch", disable=not progress):
+        batch = starts[first : first + batch_size]
+        predictions = run(np.stack([sequences[sequence, step : step + window] for sequence, step in batch]))
+        for (sequence, step), prediction in zip(batch, predictions):
+            total[sequence, step : step + window] += prediction
+    counts = np.convolve(np.ones(steps - window + 1), np.ones(window))  # windows covering each step
+    return total / counts.astype(np.float32)[None, :, None, None, None]
 
 
 def _to_dataset(

@@ -1,13 +1,17 @@
-"""Building blocks shared by the downscaling networks.
+"""Layers shared by the backbones and networks, and the options that shape them.
 
-Shapes use B for the batch, C for channels, (h, w) for the coarse grid and
-(H, W) = (h * scale, w * scale) for the fine grid. Every convolution keeps the
-spatial size ("same" padding), so any grid size works.
+Shapes use B for the batch, C for channels and (h, w) for any grid. Every
+convolution keeps the spatial size ("same" padding), so any grid size works.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dl4ds.errors import ConfigError
@@ -23,57 +27,161 @@ from dl4ds.interpolation import upsample
 # extra copy of every feature map per convolution, also trained 25-35% slower on CPU.
 PADDING_MODE = "zeros"
 
+NORMALIZATIONS = ("none", "batch", "layer", "group")
+DROPOUT_VARIANTS = ("standard", "gaussian", "spatial")
+OUTPUT_ACTIVATIONS = ("none", "relu", "softplus")
+
+
+def check_choice(model: str, key: str, value: object, choices: Sequence[str]) -> None:
+    """Raise ConfigError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"parameter {key}={value!r} of model {model!r} is not valid; choose one of: {', '.join(map(repr, choices))}")
+
+
+@dataclass(frozen=True)
+class BlockOptions:
+    """Options applied to every block of a backbone.
+
+    Attributes:
+        normalization: ``"none"``, ``"batch"`` (BatchNorm), ``"layer"`` (over
+            channels at each grid point, so independent of the grid size) or
+            ``"group"`` (GroupNorm with up to 8 groups).
+        attention: squeeze-and-excitation channel attention (RCAN) in each block.
+        dropout: dropout rate in [0, 1) after each block's activation.
+        dropout_variant: ``"standard"`` (cells), ``"spatial"`` (whole channels)
+            or ``"gaussian"`` (multiplicative N(1, rate / (1 - rate)) noise).
+        mc_dropout: keep dropout on at inference (Monte-Carlo dropout), so
+            repeated predictions sample the network's uncertainty.
+        separable: depthwise-separable 3x3 convolutions (depthwise 3x3, then
+            pointwise 1x1) instead of full ones.
+    """
+
+    normalization: str = "none"
+    attention: bool = False
+    dropout: float = 0.0
+    dropout_variant: str = "standard"
+    mc_dropout: bool = False
+    separable: bool = False
+
+    def validate(self, model: str) -> BlockOptions:
+        check_choice(model, "normalization", self.normalization, NORMALIZATIONS)
+        check_choice(model, "dropout_variant", self.dropout_variant, DROPOUT_VARIANTS)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"parameter dropout={self.dropout!r} of model {model!r} must be in [0, 1), e.g. 0.1")
+        if self.mc_dropout and self.dropout == 0.0:
+            raise ConfigError(f"model {model!r} has mc_dropout=True but dropout=0; set a dropout rate such as dropout=0.1")
+        return self
+
+    def conv(self, in_channels: int, out_channels: int) -> nn.Module:
+        """A 3x3 convolution, depthwise-separable if ``separable``: (B, in, h, w) -> (B, out, h, w)."""
+        if self.separable:
+            return SeparableConv2d(in_channels, out_channels)
+        return conv3x3(in_channels, out_channels)
+
+    def norm(self, channels: int) -> nn.Module:
+        """The chosen normalisation of ``channels`` feature maps (identity for ``"none"``)."""
+        if self.normalization == "batch":
+            return nn.BatchNorm2d(channels)
+        if self.normalization == "layer":
+            return ChannelLayerNorm(channels)
+        if self.normalization == "group":
+            return nn.GroupNorm(math.gcd(channels, 8), channels)
+        return nn.Identity()
+
+    def drop(self) -> nn.Module:
+        """The chosen dropout (identity when the rate is 0)."""
+        if self.dropout == 0.0:
+            return nn.Identity()
+        return FieldDropout(self.dropout, self.dropout_variant, always_on=self.mc_dropout)
+
+    def attend(self, channels: int) -> nn.Module:
+        """Channel attention over ``channels`` feature maps, or identity."""
+        return ChannelAttention(channels) if self.attention else nn.Identity()
+
 
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
     """3x3 convolution with "same" padding: (B, in, h, w) -> (B, out, h, w)."""
     return nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, padding_mode=PADDING_MODE)
 
 
-class ResidualBlock(nn.Module):
-    """EDSR residual block without batch norm: x + conv(relu(conv(x))), (B, C, h, w) -> (B, C, h, w)."""
+class SeparableConv2d(nn.Module):
+    """Depthwise 3x3 then pointwise 1x1 convolution: (B, in, h, w) -> (B, out, h, w)."""
 
-    def __init__(self, filters: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.conv1 = conv3x3(filters, filters)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(filters, filters)
+        self.depthwise = nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1, groups=in_channels, padding_mode=PADDING_MODE)
+        self.pointwise = nn.Conv2d(in_channels, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(self.relu(self.conv1(x)))
+        return self.pointwise(self.depthwise(x))
 
 
-class ResidualBackbone(nn.Module):
-    """EDSR backbone: head conv, residual blocks, a conv and a long skip from the head.
+class ChannelLayerNorm(nn.Module):
+    """Layer normalisation over the channels at each grid point: (B, C, h, w) -> (B, C, h, w).
 
-    (B, in_channels, h, w) -> (B, filters, h, w).
+    Unlike ``nn.GroupNorm(1, C)`` it does not mix grid points, so a network
+    trained on patches normalises the full domain in the same way.
     """
 
-    def __init__(self, in_channels: int, filters: int, n_blocks: int) -> None:
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
         super().__init__()
-        self.head = conv3x3(in_channels, filters)
-        self.body = nn.Sequential(*(ResidualBlock(filters) for _ in range(n_blocks)), conv3x3(filters, filters))
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        head = self.head(x)
-        return head + self.body(head)
+        mean = x.mean(1, keepdim=True)
+        variance = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / torch.sqrt(variance + self.eps)
+        return x * self.weight[:, None, None] + self.bias[:, None, None]
 
 
-class SubPixelUpsampler(nn.Module):
-    """One-stage sub-pixel convolution (Shi et al. 2016) for any integer scale.
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation channel attention (Zhang et al. 2018, RCAN): (B, C, h, w) -> (B, C, h, w).
 
-    conv3x3 to ``out_filters * scale**2`` channels, PixelShuffle, ReLU:
-    (B, in_filters, h, w) -> (B, out_filters, h * scale, w * scale). The
-    convolution runs on the coarse grid.
+    Each channel is scaled by sigmoid(W2 relu(W1 mean_hw(x))), with a
+    bottleneck of C / 8 channels (at least 2).
     """
 
-    def __init__(self, in_filters: int, out_filters: int, scale: int) -> None:
+    def __init__(self, channels: int, reduction: int = 8) -> None:
         super().__init__()
-        self.conv = conv3x3(in_filters, out_filters * scale**2)
-        self.shuffle = nn.PixelShuffle(scale)
-        self.relu = nn.ReLU(inplace=True)
+        hidden = max(channels // reduction, 2)
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, hidden, kernel_size=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, kernel_size=1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.shuffle(self.conv(x)))
+        return x * self.gate(x)
+
+
+class FieldDropout(nn.Module):
+    """Dropout of feature maps: standard, spatial (whole channels) or Gaussian; (B, C, h, w) -> (B, C, h, w).
+
+    Active in training mode, and also in evaluation mode when ``always_on``
+    (Monte-Carlo dropout).
+    """
+
+    def __init__(self, rate: float, variant: str, *, always_on: bool = False) -> None:
+        super().__init__()
+        self.rate = rate
+        self.variant = variant
+        self.always_on = always_on
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training or self.always_on):
+            return x
+        if self.variant == "spatial":
+            return F.dropout2d(x, self.rate, training=True)
+        if self.variant == "gaussian":
+            return x * (1.0 + math.sqrt(self.rate / (1.0 - self.rate)) * torch.randn_like(x))
+        return F.dropout(x, self.rate, training=True)
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}, variant={self.variant!r}, always_on={self.always_on}"
 
 
 class StaticBranch(nn.Module):
@@ -110,14 +218,14 @@ class OutputHead(nn.Module):
 
 
 class GlobalSkip(nn.Module):
-    """Bicubic upsampling of the first ``out_channels`` inputs, to which networks add their output.
+    """Interpolation of the first ``out_channels`` inputs, to which networks add their output.
 
     By convention the first ``out_channels`` coarse inputs are the coarse
     versions of the target variables, so the network only learns the
-    residual from bicubic interpolation. (B, in_channels, h, w) -> (B, out_channels, H, W).
+    residual from the interpolation. (B, in_channels, h, w) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, model: str, scale: int, in_channels: int, out_channels: int) -> None:
+    def __init__(self, model: str, scale: int, in_channels: int, out_channels: int, mode: str = "bicubic") -> None:
         super().__init__()
         if in_channels < out_channels:
             raise ConfigError(
@@ -127,25 +235,42 @@ class GlobalSkip(nn.Module):
             )
         self.scale = scale
         self.out_channels = out_channels
+        self.mode = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return upsample(x[:, : self.out_channels], self.scale, "bicubic")
+        return upsample(x[:, : self.out_channels], self.scale, self.mode)  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale}, out_channels={self.out_channels}"
+        return f"scale={self.scale}, out_channels={self.out_channels}, mode={self.mode!r}"
 
 
-def check_inputs(x: torch.Tensor, static: torch.Tensor | None, *, scale: int, in_channels: int, static_channels: int) -> None:
-    """Raise ``ValueError`` naming the expected shapes when ``x`` or ``static`` do not fit the network."""
-    if x.ndim != 4 or x.shape[1] != in_channels:
-        raise ValueError(f"expected coarse inputs of shape (batch, {in_channels}, h, w), got {tuple(x.shape)}")
-    if static_channels == 0:
-        if static is not None:
-            raise ValueError(f"this network was built without static fields (static_channels=0) but got static of shape {tuple(static.shape)}; pass static=None")
-        return
-    batch, _, h, w = x.shape
-    expected = (batch, static_channels, h * scale, w * scale)
-    if static is None:
-        raise ValueError(f"this network needs static fields of shape {expected} (batch, static_channels, h*scale, w*scale), got None")
-    if tuple(static.shape) != expected:
-        raise ValueError(f"expected static fields of shape {expected} (batch, static_channels, h*scale, w*scale) for inputs of shape {tuple(x.shape)}, got {tuple(static.shape)}")
+class OutputActivation(nn.Module):
+    """Bounds outputs from below: ``floor + act(out - floor)`` per channel; (B, V, H, W) -> (B, V, H, W).
+
+    The network works on normalised fields, so a physical bound such as
+    "precipitation >= 0" sits at ``floor = (0 - mean) / std``: the ``floor``
+    buffer (one value per output channel, default 0) is set from the
+    normalisation statistics by :meth:`dl4ds.model.DownscalingModel.build`.
+    ``"relu"`` clips at the floor, ``"softplus"`` approaches it smoothly;
+    channels whose activation is ``"none"`` pass unchanged.
+    """
+
+    def __init__(self, activations: Sequence[str]) -> None:
+        super().__init__()
+        self.activations = tuple(activations)
+        self.register_buffer("floor", torch.zeros(len(self.activations)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = []
+        for index, activation in enumerate(self.activations):
+            channel = x[:, index : index + 1]
+            floor = self.floor[index]
+            if activation == "relu":
+                channel = floor + F.relu(channel - floor)
+            elif activation == "softplus":
+                channel = floor + F.softplus(channel - floor)
+            channels.append(channel)
+        return torch.cat(channels, dim=1)
+
+    def extra_repr(self) -> str:
+        return f"activations={self.activations}"

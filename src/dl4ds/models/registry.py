@@ -1,14 +1,19 @@
 """The registry of downscaling networks, in the manner of ``timm.create_model``.
 
-An architecture is an :class:`torch.nn.Module` subclass whose constructor is::
+An architecture is a builder: an :class:`torch.nn.Module` subclass or a
+function whose signature is::
 
-    __init__(self, scale: int, in_channels: int, out_channels: int,
-             static_channels: int = 0, *, <architecture parameters with defaults>)
+    (scale: int, in_channels: int, out_channels: int,
+     static_channels: int = 0, *, <architecture parameters with defaults>)
 
-and whose ``forward(x, static)`` maps coarse inputs (B, in_channels, h, w) and
-static fields (B, static_channels, h * scale, w * scale), or ``None`` when
-``static_channels == 0``, to (B, out_channels, h * scale, w * scale).
-Register it with ``@register_model("name")`` and build it with :func:`create`.
+and which returns a network whose ``forward(x, static, offset)`` maps coarse
+inputs (B, in_channels, h, w) and static fields (B, static_channels,
+h * scale, w * scale), or ``None`` when ``static_channels == 0``, to
+(B, out_channels, h * scale, w * scale); ``offset`` (B, 2) locates each
+sample's first fine cell in the training grid. Spatio-temporal networks
+(``temporal = True``) take (B, T, in_channels, h, w) and return
+(B, T, out_channels, H, W). Register a builder with ``@register_model("name")``
+and build it with :func:`create`.
 """
 
 from __future__ import annotations
@@ -23,30 +28,30 @@ from torch import nn
 
 from dl4ds.errors import ConfigError
 
-ModuleClass = TypeVar("ModuleClass", bound=type[nn.Module])
+Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 # The leading constructor parameters shared by every architecture, in order.
 _COMMON_PARAMETERS = ("scale", "in_channels", "out_channels", "static_channels")
 
-_REGISTRY: dict[str, type[nn.Module]] = {}
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_model(name: str) -> Callable[[ModuleClass], ModuleClass]:
-    """Class decorator adding an architecture to the registry under ``name``.
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    """Decorator adding a builder (an ``nn.Module`` subclass or a function) to the registry under ``name``.
 
     Raises ``TypeError`` or ``ValueError`` (programming errors, at import time) when
-    the class is not an ``nn.Module``, its constructor does not follow the
+    the builder is not callable, its signature does not follow the
     convention of this module, or ``name`` is already taken.
     """
 
-    def decorator(cls: ModuleClass) -> ModuleClass:
-        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-            raise TypeError(f"@register_model({name!r}) must decorate an nn.Module subclass, not {cls!r}")
+    def decorator(builder: Builder) -> Builder:
+        if not callable(builder):
+            raise TypeError(f"@register_model({name!r}) must decorate an nn.Module subclass or a function, not {builder!r}")
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is already registered (by {_REGISTRY[name].__qualname__})")
-        _check_signature(name, cls)
-        _REGISTRY[name] = cls
-        return cls
+        _check_signature(name, builder)
+        _REGISTRY[name] = builder
+        return builder
 
     if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
         raise ValueError(f"model name {name!r} must be a lower-case Python identifier such as 'resnet_spc'")
@@ -90,13 +95,13 @@ def create(
         ConfigError: unknown name, unknown parameter, parameter of the wrong
             type, or impossible sizes.
     """
-    cls = _lookup(name)
+    builder = _lookup(name)
     scale = _check_int("scale", scale, minimum=2, hint="scale must be an integer >= 2, e.g. scale=4")
     in_channels = _check_int("in_channels", in_channels, minimum=1)
     out_channels = _check_int("out_channels", out_channels, minimum=1)
     static_channels = _check_int("static_channels", static_channels, minimum=0)
 
-    accepted = {p.name: p for p in _architecture_parameters(cls)}
+    accepted = {p.name: p for p in _architecture_parameters(builder)}
     checked: dict[str, Any] = {}
     for key, value in params.items():
         if key not in accepted:
@@ -107,7 +112,7 @@ def create(
                 f"use only these parameters (defaults shown): {_describe(accepted)}"
             )
         checked[key] = _check_type(name, accepted[key], value)
-    return cls(scale, in_channels, out_channels, static_channels, **checked)
+    return builder(scale, in_channels, out_channels, static_channels, **checked)
 
 
 def check_minimum(model: str, minimum: int, **values: int) -> None:
@@ -117,7 +122,7 @@ def check_minimum(model: str, minimum: int, **values: int) -> None:
             raise ConfigError(f"parameter {key}={value!r} of model {model!r} must be >= {minimum}; set {key} to at least {minimum}")
 
 
-def _lookup(name: str) -> type[nn.Module]:
+def _lookup(name: str) -> Callable[..., nn.Module]:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
@@ -129,19 +134,19 @@ def _lookup(name: str) -> type[nn.Module]:
     )
 
 
-def _architecture_parameters(cls: type[nn.Module]) -> list[inspect.Parameter]:
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # drop self
+def _architecture_parameters(builder: Callable[..., nn.Module]) -> list[inspect.Parameter]:
+    parameters = inspect.signature(builder).parameters.values()
     return [p for p in parameters if p.name not in _COMMON_PARAMETERS]
 
 
-def _check_signature(name: str, cls: type[nn.Module]) -> None:
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+def _check_signature(name: str, builder: Callable[..., nn.Module]) -> None:
+    parameters = list(inspect.signature(builder).parameters.values())
     leading = tuple(p.name for p in parameters[: len(_COMMON_PARAMETERS)])
     if leading != _COMMON_PARAMETERS:
-        raise TypeError(f"{cls.__qualname__} ({name!r}) must take {', '.join(_COMMON_PARAMETERS)} first, not {leading}")
-    for p in _architecture_parameters(cls):
+        raise TypeError(f"{builder.__qualname__} ({name!r}) must take {', '.join(_COMMON_PARAMETERS)} first, not {leading}")
+    for p in _architecture_parameters(builder):
         if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is inspect.Parameter.empty:
-            raise TypeError(f"{cls.__qualname__} ({name!r}): parameter {p.name!r} must be keyword-only with a default")
+            raise TypeError(f"{builder.__qualname__} ({name!r}): parameter {p.name!r} must be keyword-only with a default")
 
 
 def _describe(accepted: dict[str, inspect.Parameter]) -> str:
@@ -158,7 +163,7 @@ def _check_int(key: str, value: Any, *, minimum: int, hint: str | None = None) -
 
 
 def _check_type(name: str, parameter: inspect.Parameter, value: Any) -> Any:
-    """Check ``value`` against the type of the parameter's default when it is a bool or an int."""
+    """Check ``value`` against the type of the parameter's default when it is a bool, an int or a float."""
     default = parameter.default
     problem = f"parameter {parameter.name}={value!r} of model {name!r}"
     if isinstance(default, bool):
@@ -169,4 +174,8 @@ def _check_type(name: str, parameter: inspect.Parameter, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ConfigError(f"{problem} is not an integer; use a whole number (default {default!r})")
         return int(value)
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(f"{problem} is not a number; use a number such as {default!r}")
+        return float(value)
     return value

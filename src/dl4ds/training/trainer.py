@@ -185,9 +185,9 @@ class SupervisedTrainer:
         total, count = 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{self.epochs}", disable=not self.progress, leave=False, unit="batch")
         for batch in bar:
-            x, static, y, mask = self._unpack(batch)
+            x, static, offset, y, mask = self._unpack(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(model(x, static), y, mask)
+            loss = self.loss_fn(model(x, static, offset), y, mask)
             loss.backward()
             optimizer.step()
             total += loss.item() * x.shape[0]
@@ -201,16 +201,19 @@ class SupervisedTrainer:
         model.eval()
         total, weight = 0.0, 0.0
         for batch in DataLoader(data, batch_size=self.batch_size * 4):
-            x, static, y, mask = self._unpack(batch)
+            x, static, offset, y, mask = self._unpack(batch)
             cells = float(mask.sum())
-            total += self.loss_fn(model(x, static), y, mask).item() * cells
+            total += self.loss_fn(model(x, static, offset), y, mask).item() * cells
             weight += cells
         return total / max(weight, 1.0)
 
-    def _unpack(self, batch: Sample) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    def _unpack(self, batch: Sample) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Move a batch to the device: x, static (None without static fields), offset, y, mask."""
         static = batch["static"].to(self.device, memory_format=self.memory_format) if batch["static"].shape[1] else None
-        x = batch["x"].to(self.device, memory_format=self.memory_format)
-        return x, static, batch["y"].to(self.device), batch["mask"].to(self.device)
+        x = batch["x"]
+        # Windows (B, T, C, h, w) of spatio-temporal networks keep the standard layout.
+        x = x.to(self.device, memory_format=self.memory_format) if x.ndim == 4 else x.to(self.device)
+        return x, static, batch["offset"].to(self.device), batch["y"].to(self.device), batch["mask"].to(self.device)
 
     def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         if self.lr_schedule == "cosine":

@@ -1,0 +1,322 @@
+"""The downscaling networks: every backbone x upsampling, spatial and spatio-temporal, registered by name.
+
+Names follow the reference design, ``[rec]BACKBONE_UPSAMPLING``:
+
+- BACKBONE: ``convnet``, ``resnet``, ``densenet``, ``convnext``, ``unet``
+  (see :mod:`dl4ds.models.backbones`);
+- UPSAMPLING: ``pin`` (interpolate the input to the fine grid, then run the
+  backbone there), ``spc`` (sub-pixel convolution), ``rc`` (resize
+  convolution) or ``dc`` (transposed convolution), the last three after a
+  backbone on the coarse grid;
+- ``rec``: spatio-temporal, a bidirectional ConvLSTM over a time window of
+  coarse frames in front of the spatial network, which predicts every frame.
+
+Every combination is built (40 networks). U-Net runs on coarse grids too: it
+pads them to a multiple of ``2**depth`` and crops back, so post-upsampling
+U-Nets work at every scale and grid size.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from dl4ds.errors import ConfigError
+from dl4ds.interpolation import upsample
+from dl4ds.models.backbones import BACKBONES
+from dl4ds.models.blocks import (
+    OUTPUT_ACTIVATIONS,
+    BlockOptions,
+    GlobalSkip,
+    OutputActivation,
+    OutputHead,
+    StaticBranch,
+    check_choice,
+)
+from dl4ds.models.localized import LocalizedLinear
+from dl4ds.models.recurrent import ConvLSTM
+from dl4ds.models.registry import check_minimum, register_model
+from dl4ds.models.upsampling import UPSAMPLINGS, ResizeConvUpsampler, SubPixelUpsampler, TransposedConvUpsampler
+
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
+
+_UPSAMPLERS = {"spc": SubPixelUpsampler, "rc": ResizeConvUpsampler, "dc": TransposedConvUpsampler}
+
+# Pre-upsampling networks run their backbone on the fine grid, scale**2 times
+# more cells than the coarse grid, so they default to fewer filters and blocks.
+_PIN_DEFAULTS: dict[str, dict[str, int]] = {
+    "convnet": {"n_filters": 24, "n_blocks": 3},
+    "resnet": {"n_filters": 24, "n_blocks": 2},
+    "densenet": {"n_filters": 24, "n_blocks": 1, "growth_rate": 8},
+    "convnext": {"n_filters": 24, "n_blocks": 2},
+    "unet": {"n_filters": 16, "depth": 2},
+}
+
+
+class DownscalingNetwork(nn.Module):
+    """A spatial downscaling network: (B, in_channels, h, w) coarse inputs -> (B, out_channels, H, W), H = h * scale.
+
+    Layout:
+
+    - ``pin``: the inputs are interpolated to the fine grid, the static
+      fields concatenated, and the backbone runs on the fine grid;
+    - ``spc``/``rc``/``dc``: the backbone runs on the coarse grid, the
+      upsampler brings ``upsampled_filters`` feature maps to the fine grid, and
+      the static branch's ``static_filters`` features are concatenated;
+    - an output head (conv-ReLU-conv) fuses the fine features into the outputs;
+    - optionally a localized layer adds a per-grid-point linear map of the
+      fine features, the interpolated coarse targets are added (global skip),
+      and an output activation bounds the result.
+
+    Build it through :func:`dl4ds.models.create` with a registered name; the
+    parameters are explained in :func:`network_parameter_docs`.
+    """
+
+    temporal = False
+
+    def __init__(
+        self,
+        scale: int,
+        in_channels: int,
+        out_channels: int,
+        static_channels: int,
+        *,
+        name: str,
+        backbone: str,
+        upsampling: str,
+        backbone_params: Mapping[str, Any],
+        options: BlockOptions,
+        global_skip: bool,
+        interpolation: str,
+        output_activation: str | Sequence[str],
+        localized: bool,
+        localized_grid: Sequence[int] | None,
+        static_filters: int = 16,
+        upsampled_filters: int = 8,
+    ) -> None:
+        super().__init__()
+        check_choice(name, "interpolation", interpolation, INTERPOLATIONS)
+        check_minimum(name, 1, **{k: v for k, v in backbone_params.items() if k in ("n_filters", "growth_rate", "kernel_size")})
+        check_minimum(name, 0, **{k: v for k, v in backbone_params.items() if k in ("n_blocks", "depth", "layers_per_block")})
+        self.scale = scale
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.static_channels = static_channels
+        self.upsampling = upsampling
+        self.interpolation = interpolation
+
+        if upsampling == "pin":
+            self.backbone = BACKBONES[backbone](in_channels + static_channels, options, **backbone_params)
+            self.upsampler = None
+            self.static_branch = None
+            fused = self.backbone.out_channels
+        else:
+            check_minimum(name, 1, static_filters=static_filters, upsampled_filters=upsampled_filters)
+            self.backbone = BACKBONES[backbone](in_channels, options, **backbone_params)
+            upsampler = _UPSAMPLERS[upsampling]
+            self.upsampler = upsampler(self.backbone.out_channels, upsampled_filters, scale)
+            self.static_branch = StaticBranch(static_channels, static_filters) if static_channels > 0 else None
+            fused = upsampled_filters + (static_filters if static_channels > 0 else 0)
+        self.output_head = OutputHead(fused, fused, out_channels)
+        self.localized = LocalizedLinear(fused, out_channels, _grid_shape(name, localized_grid)) if localized else None
+        self.global_skip = GlobalSkip(name, scale, in_channels, out_channels, interpolation) if global_skip else None
+        activations = _activations(name, output_activation, out_channels)
+        self.output_activation = None if set(activations) == {"none"} else OutputActivation(activations)
+
+    def forward(self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Downscale normalised fields.
+
+        Args:
+            x: (B, in_channels, h, w) coarse inputs, the coarse targets first.
+            static: (B, static_channels, h * scale, w * scale) static fields, or
+                ``None`` when the network has no static channels.
+            offset: (B, 2) row and column of each sample's first fine cell in
+                the training grid; needed by the localized layer unless the
+                samples cover the whole training grid.
+
+        Returns:
+            (B, out_channels, h * scale, w * scale) fine-resolution fields.
+
+        Raises:
+            ValueError: inputs of the wrong shape, or ``static`` missing.
+        """
+        check_inputs(x, static, scale=self.scale, in_channels=self.in_channels, static_channels=self.static_channels)
+        if self.upsampling == "pin":
+            interpolated = upsample(x, self.scale, self.interpolation)  # type: ignore[arg-type]
+            features = self.backbone(interpolated if static is None else torch.cat([interpolated, static], dim=1))
+        else:
+            features = self.upsampler(self.backbone(x))
+            if self.static_branch is not None:
+                features = torch.cat([features, self.static_branch(static)], dim=1)
+        out = self.output_head(features)
+        if self.localized is not None:
+            out = out + self.localized(features, offset)
+        if self.global_skip is not None:
+            out = out + (interpolated[:, : self.out_channels] if self.upsampling == "pin" else self.global_skip(x))
+        if self.output_activation is not None:
+            out = self.output_activation(out)
+        return out
+
+
+class RecurrentDownscalingNetwork(nn.Module):
+    """A spatio-temporal network: (B, T, in_channels, h, w) -> (B, T, out_channels, H, W).
+
+    A bidirectional ConvLSTM with ``lstm_filters`` per direction runs over the
+    T coarse frames; each frame's inputs, concatenated with its ConvLSTM
+    state, then go through a :class:`DownscalingNetwork`, so each predicted
+    frame sees the whole window. The coarse targets stay the first inputs of
+    the spatial network, so its global skip still adds their interpolation.
+    """
+
+    temporal = True
+
+    def __init__(
+        self, scale: int, in_channels: int, out_channels: int, static_channels: int, *, name: str, lstm_filters: int,
+        **spatial: Any,
+    ) -> None:
+        super().__init__()
+        check_minimum(name, 1, lstm_filters=lstm_filters)
+        self.in_channels = in_channels
+        self.static_channels = static_channels
+        self.scale = scale
+        self.temporal_encoder = ConvLSTM(in_channels, lstm_filters)
+        self.spatial = DownscalingNetwork(
+            scale, in_channels + self.temporal_encoder.out_channels, out_channels, static_channels, name=name, **spatial
+        )
+
+    def forward(self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Downscale a window of frames.
+
+        Args:
+            x: (B, T, in_channels, h, w) coarse inputs, T >= 1 consecutive times.
+            static: (B, static_channels, H, W) static fields (the same for every frame) or None.
+            offset: (B, 2) as for :meth:`DownscalingNetwork.forward`.
+
+        Returns:
+            (B, T, out_channels, H, W).
+        """
+        if x.ndim != 5 or x.shape[2] != self.in_channels:
+            raise ValueError(f"expected a window of coarse inputs of shape (batch, time, {self.in_channels}, h, w), got {tuple(x.shape)}")
+        batch, steps = x.shape[:2]
+        frames = torch.cat([x, self.temporal_encoder(x)], dim=2).flatten(0, 1)
+        if static is not None:
+            static = static.repeat_interleave(steps, dim=0)
+        if offset is not None:
+            offset = offset.repeat_interleave(steps, dim=0)
+        return self.spatial(frames, static, offset).unflatten(0, (batch, steps))
+
+
+def check_inputs(x: torch.Tensor, static: torch.Tensor | None, *, scale: int, in_channels: int, static_channels: int) -> None:
+    """Raise ``ValueError`` naming the expected shapes when ``x`` or ``static`` do not fit the network."""
+    if x.ndim != 4 or x.shape[1] != in_channels:
+        raise ValueError(f"expected coarse inputs of shape (batch, {in_channels}, h, w), got {tuple(x.shape)}")
+    if static_channels == 0:
+        if static is not None:
+            raise ValueError(f"this network was built without static fields (static_channels=0) but got static of shape {tuple(static.shape)}; pass static=None")
+        return
+    batch, _, h, w = x.shape
+    expected = (batch, static_channels, h * scale, w * scale)
+    if static is None:
+        raise ValueError(f"this network needs static fields of shape {expected} (batch, static_channels, h*scale, w*scale), got None")
+    if tuple(static.shape) != expected:
+        raise ValueError(f"expected static fields of shape {expected} (batch, static_channels, h*scale, w*scale) for inputs of shape {tuple(x.shape)}, got {tuple(static.shape)}")
+
+
+def _grid_shape(name: str, localized_grid: Sequence[int] | None) -> tuple[int, int]:
+    valid = (
+        isinstance(localized_grid, (list, tuple))
+        and len(localized_grid) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in localized_grid)
+    )
+    if not valid:
+        raise ConfigError(
+            f"model {name!r} with localized=True needs localized_grid=(H, W), the shape of the full fine training grid, "
+            f"got {localized_grid!r}; dl4ds.model.DownscalingModel.build (and dl4ds train) fill it in from the data"
+        )
+    return int(localized_grid[0]), int(localized_grid[1])  # type: ignore[index]
+
+
+def _activations(name: str, output_activation: str | Sequence[str], out_channels: int) -> tuple[str, ...]:
+    if isinstance(output_activation, str):
+        activations = (output_activation,) * out_channels
+    else:
+        activations = tuple(output_activation)
+        if len(activations) != out_channels:
+            raise ConfigError(
+                f"model {name!r} has {out_channels} outputs but output_activation lists {len(activations)} activations; "
+                "give one per output variable, or a single one for all"
+            )
+    for activation in activations:
+        check_choice(name, "output_activation", activation, OUTPUT_ACTIVATIONS)
+    return activations
+
+
+def _keyword(name: str, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+
+
+_COMMON = [
+    inspect.Parameter("scale", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    inspect.Parameter("in_channels", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    inspect.Parameter("out_channels", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    inspect.Parameter("static_channels", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=0),
+]
+
+
+def _signature(backbone: str, upsampling: str, temporal: bool) -> inspect.Signature:
+    """The parameters of ``[rec]backbone_upsampling`` with their defaults, in the registry's convention."""
+    backbone_parameters = list(inspect.signature(BACKBONES[backbone]).parameters.values())[2:]
+    overrides = _PIN_DEFAULTS[backbone] if upsampling == "pin" else {}
+    parameters = [_keyword(p.name, overrides.get(p.name, p.default)) for p in backbone_parameters]
+    if upsampling != "pin":
+        parameters += [_keyword("static_filters", 16), _keyword("upsampled_filters", 8)]
+    if temporal:
+        parameters.append(_keyword("lstm_filters", 8))
+    parameters += [
+        _keyword("global_skip", True),
+        _keyword("interpolation", "bicubic"),
+        _keyword("output_activation", "none"),
+        _keyword("localized", False),
+        _keyword("localized_grid", None),
+    ]
+    parameters += [_keyword(key, field.default) for key, field in BlockOptions.__dataclass_fields__.items()]
+    return inspect.Signature([*_COMMON, *parameters])
+
+
+def _register(backbone: str, upsampling: str, temporal: bool) -> None:
+    name = f"{'rec' if temporal else ''}{backbone}_{upsampling}"
+    signature = _signature(backbone, upsampling, temporal)
+    defaults = {p.name: p.default for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    backbone_keys = set(list(inspect.signature(BACKBONES[backbone]).parameters)[2:])
+    option_keys = set(BlockOptions.__dataclass_fields__)
+
+    def build(scale: int, in_channels: int, out_channels: int, static_channels: int = 0, **params: Any) -> nn.Module:
+        values = defaults | params
+        options = BlockOptions(**{k: values.pop(k) for k in option_keys}).validate(name)
+        backbone_params = {k: values.pop(k) for k in backbone_keys}
+        network = RecurrentDownscalingNetwork if temporal else DownscalingNetwork
+        return network(
+            scale, in_channels, out_channels, static_channels, name=name, backbone=backbone, upsampling=upsampling,
+            backbone_params=backbone_params, options=options, **values,
+        )
+
+    build.__signature__ = signature  # type: ignore[attr-defined]
+    build.__name__ = build.__qualname__ = name
+    kind = "spatio-temporal (ConvLSTM) " if temporal else ""
+    where = "on the fine grid after interpolating the input" if upsampling == "pin" else f"on the coarse grid, then {upsampling} upsampling"
+    build.__doc__ = f"{kind}{backbone} backbone {where}."
+    register_model(name)(build)
+
+
+def _register_all() -> None:
+    for temporal in (False, True):
+        for backbone in BACKBONES:
+            for upsampling in UPSAMPLINGS:
+                _register(backbone, upsampling, temporal)
+
+
+_register_all()
