@@ -218,9 +218,15 @@ def test_config_takes_a_time_window():
 def test_models_command_lists_every_architecture_with_its_size():
     result = CliRunner().invoke(main, ["models"])
     assert result.exit_code == 0, result.output
-    lines = [line for line in result.output.splitlines() if "parameters" in line]
+    lines = [line for line in result.output.splitlines() if " parameters   " in line]
     assert [line.split()[0] for line in lines] == ALL_MODELS_SORTED
-    assert "209,441 parameters" in next(line for line in lines if line.startswith("resnet_spc "))
+    resnet = next(line for line in lines if line.startswith("resnet_spc "))
+    assert "209,441 parameters" in resnet and "residual (EDSR), sub-pixel convolution upsampling" in resnet
+    one = CliRunner().invoke(main, ["models", "recunet_pin"])
+    assert one.exit_code == 0 and "ConvLSTM window + U-Net" in one.output
+    assert "lstm_filters         8" in one.output and "static_filters" not in one.output
+    unknown = CliRunner().invoke(main, ["models", "unet_xx"])
+    assert unknown.exit_code == 2 and "unknown model 'unet_xx'" in unknown.output
 
 
 ALL_MODELS_SORTED = sorted(ALL_MODELS)

@@ -120,14 +120,24 @@ def evaluate(prediction: str, truth: str, variable: str | None, output: str | No
 
 
 @main.command(name="models")
-def list_models_command() -> None:
-    """List the registered networks with their parameter counts (x4, 1 input, 2 static channels)."""
+@click.argument("name", required=False)
+def list_models_command(name: str | None) -> None:
+    """List the registered networks with their sizes, or show the parameters of NAME.
+
+    Sizes are for x4 with 1 input, 1 output and 2 static channels.
+    """
     from dl4ds import models
 
+    if name is not None:
+        click.echo(f"{name}: {models.describe_model(name)}")
+        for key, default in models.model_parameters(name).items():
+            click.echo(f"  {key:20s} {default!r}")
+        return
     for name in models.list_models():
         network = models.create(name, scale=4, in_channels=1, out_channels=1, static_channels=2)
         count = sum(p.numel() for p in network.parameters())
-        click.echo(f"{name:24s} {count:>10,d} parameters   {models.model_parameters(name)}")
+        click.echo(f"{name:18s} {count:>9,d} parameters   {models.describe_model(name)}")
+    click.echo("\n`dl4ds models NAME` lists the parameters of one model; set them under model.params in the config.")
 
 
 def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:

@@ -6,6 +6,6 @@ names them and :func:`model_parameters` gives their parameters and defaults.
 """
 
 from dl4ds.models import networks  # noqa: F401  (registers the architectures)
-from dl4ds.models.registry import create, list_models, model_parameters, register_model
+from dl4ds.models.registry import create, describe_model, list_models, model_parameters, register_model
 
-__all__ = ["create", "list_models", "model_parameters", "register_model"]
+__all__ = ["create", "describe_model", "list_models", "model_parameters", "register_model"]

@@ -306,10 +306,24 @@ def _register(backbone: str, upsampling: str, temporal: bool) -> None:
 
     build.__signature__ = signature  # type: ignore[attr-defined]
     build.__name__ = build.__qualname__ = name
-    kind = "spatio-temporal (ConvLSTM) " if temporal else ""
-    where = "on the fine grid after interpolating the input" if upsampling == "pin" else f"on the coarse grid, then {upsampling} upsampling"
-    build.__doc__ = f"{kind}{backbone} backbone {where}."
+    kind = "ConvLSTM window + " if temporal else ""
+    build.__doc__ = f"{kind}{_BACKBONE_DESCRIPTIONS[backbone]}, {_UPSAMPLING_DESCRIPTIONS[upsampling]}"
     register_model(name)(build)
+
+
+_BACKBONE_DESCRIPTIONS = {
+    "convnet": "plain convolutional",
+    "resnet": "residual (EDSR)",
+    "densenet": "dense",
+    "convnext": "ConvNeXt",
+    "unet": "U-Net",
+}
+_UPSAMPLING_DESCRIPTIONS = {
+    "pin": "on the interpolated input (pre-upsampling)",
+    "spc": "sub-pixel convolution upsampling",
+    "rc": "resize convolution upsampling",
+    "dc": "transposed convolution upsampling",
+}
 
 
 def _register_all() -> None:

@@ -63,6 +63,12 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def describe_model(name: str) -> str:
+    """The one-line description of ``name`` (the first line of its builder's docstring)."""
+    doc = inspect.getdoc(_lookup(name)) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
 def model_parameters(name: str) -> dict[str, Any]:
     """The architecture-specific keyword parameters of ``name`` and their defaults.
 
