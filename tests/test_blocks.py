@@ -179,10 +179,11 @@ def test_conv_lstm_is_causal_forward_and_backward():
         ({"localized": True, "localized_grid": [16]}, r"localized_grid=\(H, W\)"),
         ({"lstm_filters": 0}, r"lstm_filters=0.*must be >= 1"),
         ({"depth": -1}, r"depth=-1.*must be >= 0"),
+        ({"kernel_size": 4}, r"kernel_size=4.*must be odd"),
     ],
 )
 def test_invalid_options_are_refused_with_the_valid_choices(params, message):
-    name = "recunet_spc" if "lstm_filters" in params or "depth" in params else "resnet_spc"
+    name = {"lstm_filters": "recunet_spc", "depth": "recunet_spc", "kernel_size": "convnext_pin"}.get(next(iter(params)), "resnet_spc")
     with pytest.raises(ConfigError, match=message):
         models.create(name, scale=4, in_channels=2, out_channels=2, **params)
 

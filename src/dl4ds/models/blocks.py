@@ -46,7 +46,9 @@ class BlockOptions:
         normalization: ``"none"``, ``"batch"`` (BatchNorm), ``"layer"`` (over
             channels at each grid point, so independent of the grid size) or
             ``"group"`` (GroupNorm with up to 8 groups).
-        attention: squeeze-and-excitation channel attention (RCAN) in each block.
+        attention: squeeze-and-excitation channel attention (RCAN) in each block;
+            it pools over the whole sample, so a network trained on patches
+            gates its channels on patch statistics.
         dropout: dropout rate in [0, 1) after each block's activation.
         dropout_variant: ``"standard"`` (cells), ``"spatial"`` (whole channels)
             or ``"gaussian"`` (multiplicative N(1, rate / (1 - rate)) noise).

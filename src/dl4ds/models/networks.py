@@ -72,8 +72,9 @@ class DownscalingNetwork(nn.Module):
       fine features, the interpolated coarse targets are added (global skip),
       and an output activation bounds the result.
 
-    Build it through :func:`dl4ds.models.create` with a registered name; the
-    parameters are explained in :func:`network_parameter_docs`.
+    Build it through :func:`dl4ds.models.create` with a registered name;
+    ``dl4ds models NAME`` lists the parameters, :class:`BlockOptions` and the
+    README explain them.
     """
 
     temporal = False
@@ -102,6 +103,8 @@ class DownscalingNetwork(nn.Module):
         check_choice(name, "interpolation", interpolation, INTERPOLATIONS)
         check_minimum(name, 1, **{k: v for k, v in backbone_params.items() if k in ("n_filters", "growth_rate", "kernel_size")})
         check_minimum(name, 0, **{k: v for k, v in backbone_params.items() if k in ("n_blocks", "depth", "layers_per_block")})
+        if backbone_params.get("kernel_size", 1) % 2 == 0:
+            raise ConfigError(f"parameter kernel_size={backbone_params['kernel_size']} of model {name!r} must be odd (e.g. 7) to keep the grid size")
         self.scale = scale
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -181,8 +184,6 @@ class RecurrentDownscalingNetwork(nn.Module):
         super().__init__()
         check_minimum(name, 1, lstm_filters=lstm_filters)
         self.in_channels = in_channels
-        self.static_channels = static_channels
-        self.scale = scale
         self.temporal_encoder = ConvLSTM(in_channels, lstm_filters)
         self.spatial = DownscalingNetwork(
             scale, in_channels + self.temporal_encoder.out_channels, out_channels, static_channels, name=name, **spatial
