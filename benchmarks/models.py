@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -29,18 +30,26 @@ FINE = 64
 WINDOW = 4
 TRAIN_BATCH = 16
 INFERENCE_BATCH = 64
+WARMUP = 2
 
 
 def sample_batch(temporal: bool, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random (x, static, y) for ``batch`` samples of 64 x 64 fine cells."""
+    """Random (x, static, y) for ``batch`` samples of 64 x 64 fine cells, in the trainer's layouts.
+
+    Like :class:`dl4ds.training.SupervisedTrainer`, the 4-D tensors (static fields, and
+    the inputs of a spatial network) are channels-last; windows (B, T, C, h, w) are not.
+    """
     coarse = FINE // SCALE
-    if temporal:
-        return torch.randn(batch, WINDOW, 1, coarse, coarse), torch.randn(batch, 2, FINE, FINE), torch.randn(batch, WINDOW, 1, FINE, FINE)
-    x = torch.randn(batch, 1, coarse, coarse).contiguous(memory_format=torch.channels_last)
-    return x, torch.randn(batch, 2, FINE, FINE).contiguous(memory_format=torch.channels_last), torch.randn(batch, 1, FINE, FINE)
+    frames = (batch, WINDOW) if temporal else (batch,)
+    x = torch.randn(*frames, 1, coarse, coarse)
+    if not temporal:
+        x = x.contiguous(memory_format=torch.channels_last)
+    static = torch.randn(batch, 2, FINE, FINE).contiguous(memory_format=torch.channels_last)
+    return x, static, torch.randn(*frames, 1, FINE, FINE)
 
 
 def forward_flops(network: torch.nn.Module) -> int:
+    """FLOPs of one forward pass on a single sample (batch 1)."""
     x, static, _ = sample_batch(network.temporal, 1)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
@@ -49,6 +58,7 @@ def forward_flops(network: torch.nn.Module) -> int:
 
 
 def training_rate(network: torch.nn.Module, steps: int) -> float:
+    """Samples per second of training steps: forward, masked MAE, backward, Adam step."""
     network.train().to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
     x, static, y = sample_batch(network.temporal, TRAIN_BATCH)
@@ -64,13 +74,14 @@ def training_rate(network: torch.nn.Module, steps: int) -> float:
 
 @torch.no_grad()
 def inference_rate(network: torch.nn.Module, steps: int) -> float:
+    """Samples per second of forward passes in evaluation mode without gradients."""
     network.eval()
     x, static, _ = sample_batch(network.temporal, INFERENCE_BATCH)
     return _rate(lambda: network(x, static), steps, INFERENCE_BATCH)
 
 
-def _rate(step, steps: int, batch: int) -> float:
-    for _ in range(2):  # warm-up: allocations and kernel selection
+def _rate(step: Callable[[], object], steps: int, batch: int) -> float:
+    for _ in range(WARMUP):  # warm-up: allocations and kernel selection
         step()
     started = time.perf_counter()
     for _ in range(steps):
@@ -81,14 +92,21 @@ def _rate(step, steps: int, batch: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated names (default: every registered model)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement after 2 warm-up steps")
+    parser.add_argument("--steps", type=int, default=3, help=f"timed steps per measurement after {WARMUP} warm-up steps (default 3)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    names = args.models.split(",") if args.models else models.list_models()
+    unknown = [name for name in names if name not in models.list_models()]
+    if unknown:
+        parser.error(f"unknown models {unknown}; see `dl4ds models`")
+    if args.steps < 1:
+        parser.error("--steps must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = args.models.split(",") if args.models else models.list_models()
+    started = time.perf_counter()
     print(describe())
-    print(f"x{SCALE}, {FINE}x{FINE} fine cells, 1 input, 1 output, 2 static channels; rec* samples are windows of {WINDOW} steps")
+    print(f"x{SCALE}, {FINE}x{FINE} fine cells, 1 input, 1 output, 2 static channels; training batch {TRAIN_BATCH}, inference batch {INFERENCE_BATCH}")
+    print(f"rec* models: a sample is a window of {WINDOW} time steps; their GFLOPs and samples/s count one window as one sample")
     print(f"{'model':18s} {'parameters':>10s} {'GFLOPs/sample':>14s} {'train samples/s':>16s} {'infer samples/s':>16s}")
     for name in names:
         torch.manual_seed(0)
@@ -98,6 +116,7 @@ def main() -> None:
         train = training_rate(network, args.steps)
         infer = inference_rate(network, args.steps)
         print(f"{name:18s} {parameters:>10,d} {flops / 1e9:>14.3f} {train:>16.1f} {infer:>16.1f}", flush=True)
+    print(f"{len(names)} models in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
