@@ -141,7 +141,7 @@ class DownscalingModel(nn.Module):
             static_channels=len(data.static_variables),
             **params,
         )
-        _check_time_window(architecture, network, time_window)
+        _check_time_window(architecture, _is_temporal(network), time_window)
         _set_output_floor(network, normalizer)
         metadata = ModelMetadata(
             architecture=architecture,
@@ -191,7 +191,7 @@ class DownscalingModel(nn.Module):
     @property
     def temporal(self) -> bool:
         """True for spatio-temporal networks, which take windows of ``metadata.time_window`` frames."""
-        return bool(getattr(self.network, "temporal", False))
+        return _is_temporal(self.network)
 
     def forward(self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> torch.Tensor:
         """Map normalised coarse inputs to normalised fine fields.
@@ -213,8 +213,11 @@ class DownscalingModel(nn.Module):
         return self.network(x, static if self.has_static else None, offset)
 
 
-def _check_time_window(architecture: str, network: nn.Module, time_window: int | None) -> None:
-    temporal = bool(getattr(network, "temporal", False))
+def _is_temporal(network: nn.Module) -> bool:
+    return bool(getattr(network, "temporal", False))
+
+
+def _check_time_window(architecture: str, temporal: bool, time_window: int | None) -> None:
     if temporal and (time_window is None or time_window < 1):
         raise ConfigError(
             f"the spatio-temporal model {architecture!r} needs a time window of consecutive frames per sample, "

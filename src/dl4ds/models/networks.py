@@ -268,9 +268,14 @@ _COMMON = [
 ]
 
 
+def _backbone_parameters(backbone: str) -> list[inspect.Parameter]:
+    """The keyword parameters of a backbone's constructor (after ``in_channels`` and ``options``)."""
+    return list(inspect.signature(BACKBONES[backbone]).parameters.values())[2:]
+
+
 def _signature(backbone: str, upsampling: str, temporal: bool) -> inspect.Signature:
     """The parameters of ``[rec]backbone_upsampling`` with their defaults, in the registry's convention."""
-    backbone_parameters = list(inspect.signature(BACKBONES[backbone]).parameters.values())[2:]
+    backbone_parameters = _backbone_parameters(backbone)
     overrides = _PIN_DEFAULTS[backbone] if upsampling == "pin" else {}
     parameters = [_keyword(p.name, overrides.get(p.name, p.default)) for p in backbone_parameters]
     if upsampling != "pin":
@@ -292,7 +297,7 @@ def _register(backbone: str, upsampling: str, temporal: bool) -> None:
     name = f"{'rec' if temporal else ''}{backbone}_{upsampling}"
     signature = _signature(backbone, upsampling, temporal)
     defaults = {p.name: p.default for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    backbone_keys = set(list(inspect.signature(BACKBONES[backbone]).parameters)[2:])
+    backbone_keys = {p.name for p in _backbone_parameters(backbone)}
     option_keys = set(BlockOptions.__dataclass_fields__)
 
     def build(scale: int, in_channels: int, out_channels: int, static_channels: int = 0, **params: Any) -> nn.Module:
