@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 import yaml
@@ -41,13 +42,16 @@ def trained_run(tmp_path_factory):
     return tmp_path / "run", result
 
 
-def test_train_writes_checkpoints_metrics_and_maps(trained_run):
+def test_train_writes_checkpoints_metrics_and_report(trained_run):
     run, result = trained_run
     assert "best checkpoint" in result.output
-    for name in ("checkpoints/best.pt", "checkpoints/last.pt", "checkpoints/history.csv", "metrics.json", "test_downscaled.nc", "maps_t2m.png", "rmse_maps_t2m.png"):
+    for name in (
+        "checkpoints/best.pt", "checkpoints/last.pt", "checkpoints/history.csv", "metrics.json", "test_downscaled.nc",
+        "report/index.html", "report/metrics.nc", "report/metrics.csv", "report/skill.md", "report/figures/t2m_map_rmse.png",
+    ):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics) == {"bicubic", "resnet_spc"}
+    assert list(metrics) == ["resnet_spc", "nearest", "bilinear", "bicubic", "conservative", "lapse_rate", "bcsd", "regression"]
     assert set(metrics["bicubic"]) == {"rmse", "mae", "bias", "correlation"}
     with xr.open_dataset(run / "test_downscaled.nc") as out:
         assert out["t2m"].shape == (24, 32, 48)
@@ -62,11 +66,17 @@ def test_downscale_and_evaluate_commands(trained_run, week_pairs, tmp_path):
     assert result.exit_code == 0, result.output
     with xr.open_dataset(output) as out:
         assert out["t2m"].shape == (8, 32, 48)
-    metrics_path = tmp_path / "metrics.json"
-    result = CliRunner().invoke(main, ["evaluate", str(output), "bundled:era5_t2m_uk", "-o", str(metrics_path)])
+    report = tmp_path / "report"
+    args = ["evaluate", str(output), "bundled:era5_t2m_uk", "-o", str(report), "--name", "net"]
+    result = CliRunner().invoke(main, args + ["--baselines", "bicubic,lapse_rate", "--checkpoint", str(run / "checkpoints/best.pt")])
     assert result.exit_code == 0, result.output
-    metrics = json.loads(metrics_path.read_text())["t2m"]
-    assert 0 < metrics["rmse"] < 2 and metrics["correlation"] > 0.9
+    table = pd.read_csv(report / "metrics.csv")
+    assert list(table["model"]) == ["net", "bicubic", "lapse_rate"]
+    net = table.set_index("model").loc["net"]
+    assert 0 < net["rmse"] < 2 and net["correlation"] > 0.9
+    assert (report / "index.html").is_file() and "fitted on 2019-03-01 to 2019-03-02" in (report / "index.html").read_text()
+    result = CliRunner().invoke(main, args + ["--baselines", "bcsd"])
+    assert result.exit_code == 2 and "--checkpoint or --config" in result.output
 
 
 def test_downscale_with_rename_and_regrid(trained_run, tmp_path):
@@ -153,10 +163,11 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     demo = tmp_path / "demo"
     metrics = json.loads((demo / "metrics.json").read_text())
-    assert set(metrics) == {"bicubic", "resnet_spc"}
+    assert {"resnet_spc", "bicubic", "bcsd", "regression"} <= set(metrics)
     with xr.open_dataset(demo / "glosea4_downscaled.nc") as out:
         assert dict(out["t2m"].sizes) == {"member": 13, "time": 6, "lat": 32, "lon": 48}
     with xr.open_dataset(demo / "test_downscaled.nc") as out:
         assert out["t2m"].sizes["time"] == 7 * 24
-    assert (demo / "maps_t2m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (demo / "report" / "figures" / "t2m_example.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 'src="figures/t2m_spectrum.png"' in (demo / "report" / "index.html").read_text()
     assert (demo / "glosea4_ensemble_mean.png").is_file()

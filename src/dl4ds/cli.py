@@ -102,21 +102,79 @@ def downscale(checkpoint: str, input_path: str, output: str, rename: tuple[str, 
 @main.command()
 @click.argument("prediction", type=click.Path())
 @click.argument("truth", type=click.Path())
-@click.option("--variable", help="Variable to verify (default: the variables both files share).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the metrics as JSON.")
-def evaluate(prediction: str, truth: str, variable: str | None, output: str | None) -> None:
-    """Verify PREDICTION against TRUTH: RMSE, MAE, bias and correlation (latitude-weighted)."""
-    from dl4ds.evaluation.compare import compare_datasets
+@click.option("-o", "--output", "report_dir", required=True, type=click.Path(file_okay=False), help="Report directory to write.")
+@click.option("--variable", "variables", multiple=True, help="Variable to verify (repeatable; default: all shared).")
+@click.option("--baselines", default="", help="Comma-separated baselines to fit and compare, or 'all' (needs --checkpoint or --config).")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), help="Model checkpoint whose training data and period the baselines are fitted on.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Experiment YAML whose training data and period the baselines are fitted on.")
+@click.option("--groupby", help="Also score per season, month, lead_time, member, ... (a time component or a dimension).")
+@click.option("--name", default="prediction", show_default=True, help="Name of the prediction in the report.")
+def evaluate(
+    prediction: str, truth: str, report_dir: str, variables: tuple[str, ...], baselines: str,
+    checkpoint: str | None, config_path: str | None, groupby: str | None, name: str,
+) -> None:
+    """Verify PREDICTION against TRUTH (NetCDF or Zarr) and write a report: tables, NetCDF, figures, HTML.
+
+    Scores are area weighted: RMSE, MAE, bias, correlations, PSNR, SSIM, std
+    ratio, quantile and extreme biases, spectra, and CRPS, spread-skill and
+    rank histograms for ensembles; each baseline's scores and the skill
+    relative to it.
+    """
+    from dl4ds.evaluation.evaluate import Evaluation, baseline_predictions, parse_baselines
+    from dl4ds.evaluation.report import write_report
+    from dl4ds.evaluation.verification import Verification
     from dl4ds.io import open_data
 
-    metrics = compare_datasets(open_data(prediction), open_data(truth), variable=variable)
-    _print_metrics(metrics)
-    if output:
-        from dl4ds.atomic import atomic_path
+    names = parse_baselines(baselines) if baselines else []
+    predicted, observed = open_data(prediction), open_data(truth)
+    predictions = {name: predicted}
+    notes = [f"prediction: {prediction}", f"truth: {truth}"]
+    if names:
+        train, test = _baseline_data(checkpoint, config_path, predicted)
+        predictions |= baseline_predictions(names, train, test)
+        notes.append(
+            f"baselines {', '.join(names)} fitted on {str(train.times[0])[:10]} to {str(train.times[-1])[:10]} "
+            f"({train.target.sizes['time']} time steps)"
+        )
+    evaluation = Evaluation(Verification(groupby=groupby))
+    scores = evaluation.score(predictions, observed, variables=variables or None)
+    examples = evaluation.examples(predictions, observed, list(scores))
+    index = write_report(scores, report_dir, references=names or None, examples=examples, notes=notes)
+    _print_metrics({
+        f"{model}/{variable}" if len(scores) > 1 else model: {
+            metric: float(result.overall[metric].sel(model=model)) for metric in ("rmse", "mae", "bias", "correlation")
+        }
+        for variable, result in scores.items()
+        for model in result.models
+    })
+    click.echo(f"report: {index}")
 
-        with atomic_path(output) as temporary:
-            temporary.write_text(json.dumps(metrics, indent=2) + "\n")
-        click.echo(f"wrote {output}")
+
+def _baseline_data(checkpoint: str | None, config_path: str | None, predicted):
+    """Training pairs and the pairs of the predicted period, from the experiment behind the prediction."""
+    from dl4ds.config import ExperimentConfig
+    from dl4ds.data.grid import standardize
+    from dl4ds.experiment import Experiment
+
+    if (checkpoint is None) == (config_path is None):
+        raise click.UsageError("--baselines needs exactly one of --checkpoint or --config: the experiment whose "
+                               "training period the baselines are fitted on")
+    if checkpoint is not None:
+        from dl4ds.checkpoint import load_model
+
+        stored = load_model(checkpoint).metadata.config
+        if not stored:
+            raise click.UsageError(f"{checkpoint} holds no experiment configuration; pass --config instead")
+        config = ExperimentConfig.from_dict(dict(stored))
+    else:
+        config = ExperimentConfig.from_yaml(config_path)
+    paired = Experiment(config).pair()
+    train = paired.select_time(*config.data.train_period, role="train_period")
+    times = standardize(predicted, require_time=False)
+    if "time" not in times.coords:
+        raise click.UsageError("the prediction has no time coordinate, so the baselines cannot be matched to it")
+    first, last = (str(value)[:19] for value in (times["time"].values.min(), times["time"].values.max()))
+    return train, paired.select_time(first, last, role="prediction's period")
 
 
 @main.command(name="models")

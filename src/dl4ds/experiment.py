@@ -14,9 +14,9 @@ from dl4ds.config import ExperimentConfig
 from dl4ds.data.normalization import Normalizer
 from dl4ds.data.pairing import MOS, PairedData, PerfectProg
 from dl4ds.data.torch_dataset import DownscalingDataset
-from dl4ds.evaluation.baselines import interpolate_to_fine
-from dl4ds.evaluation.metrics import compute_metrics, rmse_map
-from dl4ds.evaluation.plots import plot_comparison, plot_metric_maps
+from dl4ds.evaluation.baselines import list_baselines
+from dl4ds.evaluation.evaluate import Evaluation, baseline_predictions
+from dl4ds.evaluation.report import write_report
 from dl4ds.inference.downscale import downscale
 from dl4ds.io import open_data, write_netcdf
 from dl4ds.model import DownscalingModel
@@ -39,7 +39,8 @@ class Experiment:
 
     Writes to ``config.output_dir``: ``checkpoints/best.pt`` and ``last.pt``,
     ``checkpoints/history.csv``, and with a test period ``metrics.json``,
-    ``test_downscaled.nc`` and PNG maps.
+    ``test_downscaled.nc`` and the verification report against the baseline
+    ladder fitted on the training period (``report/index.html``).
     """
 
     def __init__(self, config: ExperimentConfig) -> None:
@@ -90,7 +91,7 @@ class Experiment:
             None if val is None else DownscalingDataset(val, normalizer, time_window=model_config.time_window),
             resume=resume,
         )
-        metrics = None if test is None else verify(model, test, self.output_dir)
+        metrics = None if test is None else verify(model, test, self.output_dir, train)
         return ExperimentResult(model=model, output_dir=self.output_dir, metrics=metrics)
 
     @property
@@ -108,41 +109,42 @@ def coarse_inputs_dataset(data: PairedData) -> xr.Dataset:
     )
 
 
-def verify(model: DownscalingModel, test: PairedData, output_dir: Path) -> dict[str, dict[str, float]]:
-    """Compare the network with bicubic interpolation on ``test``; write metrics, predictions and maps.
+def verify(model: DownscalingModel, test: PairedData, output_dir: Path, train: PairedData | None = None) -> dict[str, dict[str, float]]:
+    """Verify the network on ``test`` against the baseline ladder; write predictions, metrics and a report.
 
-    Returns ``{method: {metric: value}}`` for "bicubic" and the network's name,
-    per target variable when there are several (keys ``method/variable``).
+    Baselines are fitted on ``train`` (all of them), or without training data
+    only the interpolation ones. Writes ``test_downscaled.nc``,
+    ``metrics.json`` and the report in ``report/`` (see
+    :func:`~dl4ds.evaluation.report.write_report`). Returns ``{model:
+    {metric: value}}`` with the network first, per target variable when
+    there are several (keys ``model/variable``).
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     meta = model.metadata
     predicted = downscale(model, coarse_inputs_dataset(test))
-    metrics: dict[str, dict[str, float]] = {}
-    several = len(meta.target_variables) > 1
-    for index, name in enumerate(meta.target_variables):
-        truth = test.target.sel(variable=name, drop=True).assign_attrs(dict(test.attrs.get(name, {})))
-        coarse = test.inputs.isel(channel=index, drop=True).assign_attrs(truth.attrs)
-        bicubic = interpolate_to_fine(coarse, meta.scale)
-        network = predicted[name]
-        for method, field in (("bicubic", bicubic), (meta.architecture, network)):
-            metrics[f"{method}/{name}" if several else method] = compute_metrics(field, truth)
-        sample = int(abs(truth - truth.mean("time")).mean(("lat", "lon")).argmax("time"))
-        when = str(truth["time"].values[sample])[:16]
-        plot_comparison(
-            {
-                "coarse input": coarse.isel(time=sample),
-                "bicubic": bicubic.isel(time=sample),
-                meta.architecture: network.isel(time=sample),
-                "truth": truth.isel(time=sample),
-            },
-            output_dir / f"maps_{name}.png",
-            title=f"{name} on {when} UTC (test period)",
-        )
-        plot_metric_maps(
-            {"bicubic": rmse_map(bicubic, truth), meta.architecture: rmse_map(network, truth)},
-            output_dir / f"rmse_maps_{name}.png",
-            title=f"RMSE of {name} over the test period",
-        )
+    names = list_baselines() if train is not None else ["nearest", "bilinear", "bicubic", "conservative"]
+    predictions = {meta.architecture: predicted} | baseline_predictions(names, train if train is not None else test, test)
+    truth = xr.Dataset(
+        {name: test.target.sel(variable=name, drop=True).assign_attrs(dict(test.attrs.get(name, {}))) for name in meta.target_variables}
+    )
+    evaluation = Evaluation()
+    scores = evaluation.score(predictions, truth)
+    period = f"{str(test.times[0])[:16]} to {str(test.times[-1])[:16]}"
+    notes = [f"test period {period} ({test.target.sizes['time']} time steps)"]
+    if train is not None:
+        notes.append(f"baselines fitted on the training period {str(train.times[0])[:10]} to {str(train.times[-1])[:10]}")
+    write_report(
+        scores, output_dir / "report", title=f"{meta.architecture} x{meta.scale}: verification on the test period",
+        references=names, examples=evaluation.examples(predictions, truth, list(scores)), notes=notes,
+    )
+    several = len(scores) > 1
+    metrics = {
+        f"{name}/{variable}" if several else name: {
+            metric: float(result.overall[metric].sel(model=name)) for metric in ("rmse", "mae", "bias", "correlation")
+        }
+        for variable, result in scores.items()
+        for name in result.models
+    }
     write_netcdf(predicted, output_dir / "test_downscaled.nc")
     with atomic_path(output_dir / "metrics.json") as temporary:
         temporary.write_text(json.dumps(metrics, indent=2) + "\n")

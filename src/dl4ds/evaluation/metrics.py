@@ -1,41 +1,24 @@
-"""Deterministic verification scores of a downscaled field against the truth.
+"""Quick deterministic scores of a downscaled field against the truth.
 
-Both fields are brought to the dl4ds convention with
-:func:`dl4ds.data.grid.standardize` first, so coordinate names
-(``lat``/``latitude``, ...) and latitude order do not matter. Points where
-either field is missing (NaN) are left out, so masked fields (e.g. land-only
-data) can be scored directly. All computations are vectorised xarray
-operations, so dask-backed (lazy) inputs are scored chunk by chunk.
+The four headline scores and an RMSE map, as lazy xarray reductions: dask-backed
+inputs are scored chunk by chunk without loading them. The full verification
+(more metrics, per-sample scores, maps, spectra, ensembles) is
+:class:`dl4ds.evaluation.verification.Verification`.
+
+Points where either field is missing (NaN) are left out, so masked fields
+(e.g. land-only data) can be scored directly; see
+:func:`dl4ds.evaluation.alignment.align` for the input conventions.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import xarray as xr
 
-from dl4ds.data.grid import Grid, align_longitudes, standardize
-from dl4ds.errors import ConfigError, DataError
+from dl4ds.errors import DataError
+from dl4ds.evaluation.alignment import WeightOption, align, area_weights, data_units
 
 __all__ = ["compute_metrics", "rmse_map"]
-
-WeightOption = Literal["latitude"] | None
-
-# Spellings of the same unit that should not be reported as a units mismatch.
-_UNIT_ALIASES = {
-    "k": "K",
-    "kelvin": "K",
-    "degk": "K",
-    "deg_k": "K",
-    "degc": "degC",
-    "deg_c": "degC",
-    "°c": "degC",
-    "celsius": "degC",
-    "degree_celsius": "degC",
-    "degrees_celsius": "degC",
-}
-
 
 def compute_metrics(
     prediction: xr.DataArray,
@@ -62,8 +45,8 @@ def compute_metrics(
     Raises :class:`DataError` for different grids or dimensions, no common
     time, or no point where both fields are valid.
     """
-    pred, true = _prepare(prediction, truth)
-    weight = _weights(pred, weights)
+    pred, true = align(prediction, truth)
+    weight = area_weights(pred, weights)
 
     valid = pred.notnull() & true.notnull()
     w = weight.where(valid, 0.0)  # broadcast to the full shape; 0 where either is NaN
@@ -118,7 +101,7 @@ def rmse_map(prediction: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
 
     Raises :class:`DataError` under the same conditions as :func:`compute_metrics`.
     """
-    pred, true = _prepare(prediction, truth)
+    pred, true = align(prediction, truth)
     valid = pred.notnull() & true.notnull()
     squared = ((pred - true) ** 2).where(valid)
     others = [dim for dim in squared.dims if dim not in ("lat", "lon")]
@@ -131,105 +114,8 @@ def rmse_map(prediction: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
     result = result.drop_vars([c for c in result.coords if c not in ("lat", "lon")])
     result.name = "rmse"
     variable = truth.attrs.get("long_name") or truth.name or prediction.name
-    units = _units(truth) or _units(prediction)
+    units = data_units(truth) or data_units(prediction)
     result.attrs = {"long_name": f"RMSE of {variable}" if variable else "RMSE"}
     if units:
         result.attrs["units"] = units
     return result
-
-
-def _prepare(prediction: xr.DataArray, truth: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
-    """Standardized float64 copies of both fields on identical coordinates and common times."""
-    for value, label in ((prediction, "prediction"), (truth, "truth")):
-        if isinstance(value, xr.Dataset):
-            raise DataError(
-                f"{label} is a Dataset with variables {list(value.data_vars)}; pass one variable, "
-                f"e.g. ds[{next(iter(value.data_vars), 'name')!r}]."
-            )
-        if not isinstance(value, xr.DataArray):
-            raise DataError(f"{label} must be an xarray DataArray, got {type(value).__name__}.")
-        if not (np.issubdtype(value.dtype, np.number) and not np.issubdtype(value.dtype, np.complexfloating)):
-            raise DataError(f"{label} has non-numeric dtype {value.dtype}; scores need real-valued data.")
-
-    pred = standardize(prediction, require_time=False)
-    true = standardize(truth, require_time=False)
-
-    if set(pred.dims) != set(true.dims):
-        raise DataError(
-            f"prediction has dims {tuple(pred.dims)} but truth has dims {tuple(true.dims)} "
-            "(after renaming to time/lat/lon); select or add dimensions so both match, e.g. "
-            "truth.sel(time=prediction.time) or prediction.isel(time=0)."
-        )
-    true = true.transpose(*pred.dims)
-
-    units_p, units_t = _units(pred), _units(true)
-    if units_p and units_t and _normalise_units(units_p) != _normalise_units(units_t):
-        raise DataError(
-            f"prediction is in {units_p!r} but truth is in {units_t!r}; convert one to the other's units first."
-        )
-
-    pred_grid = Grid.of(pred)
-    true = align_longitudes(true, pred_grid.lon)
-    true_grid = Grid.of(true)
-    if not pred_grid.equals(true_grid):
-        raise DataError(
-            f"prediction and truth are on different grids: prediction {pred_grid.describe()}, "
-            f"truth {true_grid.describe()}. Regrid one onto the other (e.g. truth.interp_like(prediction) "
-            "or coarsen the finer one) before scoring."
-        )
-    # Same grid within tolerance: give truth the prediction's exact coordinates so nothing is dropped.
-    true = true.assign_coords(lat=pred["lat"].values, lon=pred["lon"].values)
-
-    if "time" in pred.dims and ("time" in pred.coords) != ("time" in true.coords):
-        raise DataError(
-            "only one of prediction and truth has time coordinate values; assign times to both "
-            "(or to neither) so their time steps can be matched."
-        )
-    if "time" in pred.coords and "time" in pred.dims:
-        for obj, label in ((pred, "prediction"), (true, "truth")):
-            if not obj.indexes["time"].is_unique:
-                raise DataError(f"{label} has repeated time values; remove duplicates before scoring.")
-    try:
-        pred, true = xr.align(pred, true, join="inner")
-    except ValueError as error:  # e.g. unlabelled dimensions of different sizes
-        raise DataError(
-            f"prediction and truth cannot be aligned ({error}); give both the same size or coordinate values."
-        ) from error
-    if "time" in pred.dims and pred.sizes["time"] == 0:
-        raise DataError(
-            f"prediction and truth have no time in common (prediction {_time_span(prediction)}, "
-            f"truth {_time_span(truth)}); score them over a common period."
-        )
-    empty = [dim for dim in pred.dims if pred.sizes[dim] == 0]
-    if empty:
-        raise DataError(
-            f"prediction and truth have no common coordinate values along {empty}; "
-            "check that they cover the same members/levels."
-        )
-    return pred.astype(np.float64), true.astype(np.float64)
-
-
-def _weights(field: xr.DataArray, weights: WeightOption) -> xr.DataArray:
-    if weights is None:
-        return xr.ones_like(field["lat"], dtype=np.float64)
-    if weights == "latitude":
-        return np.cos(np.deg2rad(field["lat"].astype(np.float64))).clip(min=0.0)
-    raise ConfigError(f"unknown weights {weights!r}; use 'latitude' (area weighting) or None (unweighted).")
-
-
-def _units(obj: xr.DataArray) -> str | None:
-    units = obj.attrs.get("units")
-    return str(units) if units not in (None, "") else None
-
-
-def _normalise_units(units: str) -> str:
-    key = units.strip().lower().replace(" ", "_")
-    return _UNIT_ALIASES.get(key, units.strip())
-
-
-def _time_span(obj: xr.DataArray) -> str:
-    for name in ("time", "valid_time"):
-        if name in obj.coords and obj[name].size:
-            values = np.atleast_1d(obj[name].values)
-            return f"{values.min()} to {values.max()}" if values.size > 1 else str(values[0])
-    return "no times"

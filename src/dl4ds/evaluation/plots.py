@@ -1,4 +1,11 @@
-"""Side-by-side maps of downscaled fields, their errors and per-gridpoint scores.
+"""Figures of downscaled fields and of their verification scores.
+
+Maps (:func:`plot_comparison`, :func:`plot_metric_maps`) draw fields at their
+real cell edges with robust colour ranges. The score figures
+(:func:`plot_spectra`, :func:`plot_quantiles`, :func:`plot_sample_scores`,
+:func:`plot_grouped_scores`, :func:`plot_rank_histogram`) take the parts of a
+:class:`~dl4ds.evaluation.scores.Scores` with their ``model`` dimension and
+give every model the same colour in every figure.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly, without
 pyplot, so importing or calling these functions never touches the user's
@@ -8,9 +15,11 @@ never sees a half-written image.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import xarray as xr
@@ -21,11 +30,21 @@ from dl4ds.atomic import atomic_path
 from dl4ds.data.grid import Grid, standardize
 from dl4ds.errors import DataError
 
-__all__ = ["plot_comparison", "plot_metric_maps"]
+__all__ = [
+    "plot_comparison",
+    "plot_metric_maps",
+    "plot_spectra",
+    "plot_quantiles",
+    "plot_sample_scores",
+    "plot_grouped_scores",
+    "plot_rank_histogram",
+]
 
 _PANEL_WIDTH = 3.6  # inches of map per panel
 _ROBUST_PERCENTILES = (2.0, 98.0)
-_DPI = 120
+_DPI = 150
+_MAX_COLUMNS = 4  # map panels per row
+_SPECTRAL_BAND = (0.8, 1.2)  # power ratios shaded as close to the truth
 
 
 def plot_comparison(
@@ -103,32 +122,270 @@ def plot_metric_maps(
     path: str | os.PathLike[str],
     *,
     title: str = "",
-    cmap: str = "magma_r",
+    cmap: str | None = None,
+    scale: Literal["zero", "robust", "diverging"] = "zero",
 ) -> Path:
-    """Draw per-gridpoint score maps (e.g. :func:`~dl4ds.evaluation.rmse_map` of each method) side by side.
+    """Draw per-gridpoint score maps (e.g. :func:`~dl4ds.evaluation.rmse_map` of each model) side by side.
 
-    All panels share one colour scale, starting at 0 for non-negative scores
-    such as RMSE; each panel is titled with its key and its area-weighted
-    (cos latitude) mean. Writes the image and returns ``path``.
+    All panels share one colour scale: with ``scale="zero"`` the 2nd-98th
+    percentile of all panels, extended down to 0 for non-negative scores such
+    as RMSE; ``"robust"`` that percentile range alone (e.g. correlations near
+    1); ``"diverging"`` symmetric about 0 for signed scores such as biases.
+    ``cmap`` defaults to ``"RdBu_r"`` for diverging scales and ``"magma_r"``
+    otherwise. Each panel is titled with its key and its area-weighted (cos
+    latitude) mean; more than four panels wrap onto further rows. Writes the
+    image and returns ``path``.
     """
     fields = _as_maps(maps)
     keys = list(fields)
-    fig, axes = _figure(fields, nrows=1, ncols=len(keys), title=title)
+    ncols = min(len(keys), _MAX_COLUMNS)
+    fig, axes = _figure(fields, nrows=math.ceil(len(keys) / ncols), ncols=ncols, title=title)
+    panels = list(axes.ravel()[: len(keys)])
+    for ax in axes.ravel()[len(keys) :]:
+        ax.set_axis_off()
 
-    vmin, vmax = _robust_range(fields.values())
-    if vmin >= 0:
-        vmin = 0.0
+    if scale == "diverging":
+        limit = _symmetric_limit(fields.values())
+        vmin, vmax = -limit, limit
+    else:
+        vmin, vmax = _robust_range(fields.values())
+        if scale == "zero" and vmin >= 0:
+            vmin = 0.0
     units = _units(next(iter(fields.values())), fields.values())
+    cmap = cmap or ("RdBu_r" if scale == "diverging" else "magma_r")
     score_cmap = colormaps[cmap].with_extremes(bad="0.85")
     mesh = None
-    for ax, key in zip(axes[0], keys):
+    for ax, key in zip(panels, keys):
         field = fields[key]
         mesh = _draw(ax, field, cmap=score_cmap, vmin=vmin, vmax=vmax)
         mean = _area_mean(field)
         ax.set_title(f"{key}\nmean {mean:.3g} {units}".rstrip() if np.isfinite(mean) else key)
     label = _label(next(iter(fields.values())), fields.values())
-    fig.colorbar(mesh, ax=list(axes[0]), shrink=0.9, extend="max" if vmin == 0 else "both", label=label)
+    fig.colorbar(mesh, ax=panels, shrink=0.9, extend="max" if vmin == 0 else "both", label=label)
     return _save(fig, path)
+
+
+def plot_spectra(spectrum: xr.Dataset, path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """Draw radially averaged power spectra against wavelength, with their ratio to the truth's beneath.
+
+    ``spectrum`` holds ``power`` (model, wavenumber) and ``truth_power``
+    (wavenumber,), with a ``wavelength`` coordinate in km along ``wavenumber``
+    (cycles per km), as in :attr:`Scores.spectrum`. The upper panel is
+    log-log, the truth in black; the lower panel shows power / truth power
+    with the band 0.8-1.2 shaded. Wavelength decreases to the right (finer
+    scales). Bins without positive power are left out. Writes the image and
+    returns ``path``.
+    """
+    power = _by_model(spectrum["power"], "spectrum power")
+    truth = spectrum["truth_power"]
+    wavelength = _wavelength(spectrum)
+    keep = np.isfinite(wavelength) & (wavelength > 0) & np.isfinite(truth.values) & (truth.values > 0)
+    if not keep.any():
+        raise DataError("the truth's spectrum has no bin with positive power and a finite wavelength; nothing to draw.")
+
+    fig = Figure(figsize=(7.0, 6.0), layout="constrained", dpi=_DPI)
+    upper, lower = fig.subplots(2, 1, sharex=True, height_ratios=(2.2, 1.0))
+    x = wavelength[keep]
+    upper.plot(x, truth.values[keep], color="black", linewidth=2.0, label="truth")
+    lower.axhspan(*_SPECTRAL_BAND, color="0.9", label=f"{_SPECTRAL_BAND[0]:g}-{_SPECTRAL_BAND[1]:g}")
+    lower.axhline(1.0, color="black", linewidth=1.0)
+    ratios = []
+    for model, colour in _model_colours(power).items():
+        values = power.sel(model=model).values[keep]
+        values = np.where(values > 0, values, np.nan)
+        upper.plot(x, values, color=colour, label=model)
+        ratios.append(values / truth.values[keep])
+        lower.plot(x, ratios[-1], color=colour)
+    upper.set_xscale("log")
+    upper.set_yscale("log")
+    upper.invert_xaxis()
+    units = _shown_units(spectrum["power"].attrs.get("units", ""))
+    upper.set_ylabel(f"power ({units})" if units else "power")
+    upper.legend(fontsize=8)
+    upper.grid(True, which="major", alpha=0.3)
+    finite = np.concatenate(ratios)
+    finite = finite[np.isfinite(finite)]
+    top = float(np.clip(finite.max() * 1.05, 1.3, 3.0)) if finite.size else 1.3
+    lower.set_ylim(0.0, top)
+    lower.set_ylabel("power / truth")
+    lower.set_xlabel("wavelength (km)")
+    lower.legend(fontsize=8, loc="lower left")
+    lower.grid(True, which="major", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_quantiles(
+    quantiles: xr.Dataset, path: str | os.PathLike[str], *, title: str = "", units: str = ""
+) -> Path:
+    """Draw a quantile-quantile plot: each model's quantiles against the truth's, with the 1:1 line.
+
+    ``quantiles`` holds ``prediction`` (model, probability) and ``truth``
+    (probability,), as in :attr:`Scores.quantiles`. ``units`` labels the axes
+    when the arrays have no ``units`` attribute. Writes the image and returns
+    ``path``.
+    """
+    prediction = _by_model(quantiles["prediction"], "prediction quantiles")
+    truth = quantiles["truth"].values
+    fig = Figure(figsize=(5.5, 5.2), layout="constrained", dpi=_DPI)
+    ax = fig.subplots()
+    finite = np.concatenate([truth, prediction.values.ravel()])
+    finite = finite[np.isfinite(finite)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    ax.plot([low, high], [low, high], color="black", linewidth=1.0, linestyle="--", label="1:1")
+    for model, colour in _model_colours(prediction).items():
+        ax.plot(truth, prediction.sel(model=model).values, marker="o", markersize=3, color=colour, label=model)
+    units = _shown_units(quantiles["truth"].attrs.get("units") or units)
+    suffix = f" ({units})" if units else ""
+    ax.set_xlabel(f"truth quantile{suffix}")
+    ax.set_ylabel(f"predicted quantile{suffix}")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_sample_scores(per_sample: xr.Dataset, path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """Draw the distribution of every per-sample score as violins, one subplot per metric and violin per model.
+
+    ``per_sample`` holds one variable per metric with dims (model, time[,
+    other sample dims]), as in :attr:`Scores.per_sample`; all sample dims are
+    pooled. Metrics without finite values are left out, and a model with
+    fewer than two distinct values is drawn as points. Writes the image and
+    returns ``path``.
+    """
+    metrics = [str(name) for name, values in per_sample.data_vars.items() if _any_finite(values)]
+    if not metrics:
+        raise DataError("the per-sample scores have no finite values; nothing to draw.")
+    ncols = min(4, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    fig = Figure(figsize=(3.2 * ncols + 0.4, 3.0 * nrows + 0.4), layout="constrained", dpi=_DPI)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, name in zip(axes, metrics):
+        scores = _by_model(per_sample[name], f"per-sample {name}")
+        colours = _model_colours(scores)
+        for position, (model, colour) in enumerate(colours.items()):
+            values = scores.sel(model=model).values.ravel()
+            values = values[np.isfinite(values)]
+            if np.unique(values).size >= 2:
+                parts = ax.violinplot(values, positions=[position], showmedians=True, widths=0.8)
+                for body in parts["bodies"]:
+                    body.set_facecolor(colour)
+                    body.set_alpha(0.6)
+                for key in ("cbars", "cmins", "cmaxes", "cmedians"):
+                    parts[key].set_color(colour)
+            elif values.size:
+                ax.plot(np.full(values.size, position), values, "o", color=colour)
+        ax.set_xticks(range(len(colours)), list(colours), rotation=30, ha="right", fontsize=8)
+        ax.set_title(name)
+        units = _shown_units(per_sample[name].attrs.get("units", ""))
+        if units:
+            ax.set_ylabel(units)
+        ax.grid(True, axis="y", alpha=0.3)
+    for ax in axes[len(metrics):]:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_grouped_scores(grouped: xr.Dataset, path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """Draw scores per group (e.g. season) as grouped bars, one subplot per metric and bar colour per model.
+
+    ``grouped`` holds one variable per metric with dims (model, group), as
+    in :attr:`Scores.grouped`. Metrics without finite values are left out.
+    Writes the image and returns ``path``.
+    """
+    metrics = [str(name) for name, values in grouped.data_vars.items() if _any_finite(values)]
+    if not metrics:
+        raise DataError("the grouped scores have no finite values; nothing to draw.")
+    group_dims = [dim for dim in grouped[metrics[0]].dims if dim != "model"]
+    if len(group_dims) != 1:
+        raise DataError(f"grouped scores need dims (model, group); found {tuple(grouped[metrics[0]].dims)}.")
+    group = group_dims[0]
+    labels = [str(label) for label in grouped[group].values]
+    ncols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    fig = Figure(figsize=(4.0 * ncols + 0.4, 2.8 * nrows + 0.6), layout="constrained", dpi=_DPI)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    colours = _model_colours(_by_model(grouped[metrics[0]], "grouped scores"))
+    width = 0.8 / len(colours)
+    for ax, name in zip(axes, metrics):
+        scores = grouped[name].transpose("model", group)
+        for index, (model, colour) in enumerate(colours.items()):
+            offsets = np.arange(len(labels)) - 0.4 + (index + 0.5) * width
+            ax.bar(offsets, scores.sel(model=model).values, width=width, color=colour, label=model)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel(group)
+        units = _shown_units(grouped[name].attrs.get("units", ""))
+        ax.set_title(f"{name} ({units})" if units else name)
+        ax.grid(True, axis="y", alpha=0.3)
+    for ax in axes[len(metrics):]:
+        ax.set_axis_off()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(colours), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_rank_histogram(rank_histogram: xr.DataArray, path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """Draw the rank histogram of every ensemble model, with a dashed line at the uniform frequency.
+
+    ``rank_histogram`` holds frequencies with dims (model, rank), ranks 0..M,
+    as :attr:`Scores.rank_histogram`; models whose row is all NaN
+    (deterministic ones) are left out. A flat histogram at 1/(M+1) means a
+    reliable ensemble; a U shape too little spread, a dome too much. Writes
+    the image and returns ``path``.
+    """
+    frequencies = _by_model(rank_histogram, "rank histogram").transpose("model", "rank")
+    colours = {m: c for m, c in _model_colours(frequencies).items() if _any_finite(frequencies.sel(model=m))}
+    if not colours:
+        raise DataError("no model has a rank histogram (all values are NaN); nothing to draw.")
+    fig = Figure(figsize=(3.8 * len(colours) + 0.4, 3.4), layout="constrained", dpi=_DPI)
+    axes = fig.subplots(1, len(colours), squeeze=False, sharey=True)[0]
+    for ax, (model, colour) in zip(axes, colours.items()):
+        values = frequencies.sel(model=model).values
+        ranks = np.flatnonzero(np.isfinite(values))
+        ax.bar(ranks, values[ranks], width=0.9, color=colour)
+        ax.axhline(1.0 / ranks.size, color="black", linestyle="--", linewidth=1.0, label=f"uniform 1/{ranks.size}")
+        ax.set_title(model)
+        ax.set_xlabel(f"rank of the truth among {ranks.size - 1} members")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("frequency")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _by_model(values: xr.DataArray, what: str) -> xr.DataArray:
+    if "model" not in values.dims:
+        raise DataError(
+            f"the {what} have dims {tuple(values.dims)} without 'model'; pass the parts of a Scores object, "
+            "or add one with values.expand_dims(model=['name'])."
+        )
+    return values
+
+
+def _model_colours(values: xr.DataArray) -> dict[str, tuple]:
+    """A colour per model, by position along ``model`` so that every figure uses the same ones."""
+    palette = colormaps["tab10"]
+    return {str(model): palette(index % palette.N) for index, model in enumerate(values["model"].values)}
+
+
+def _any_finite(values: xr.DataArray) -> bool:
+    return bool(np.isfinite(values.values).any())
+
+
+def _wavelength(spectrum: xr.Dataset) -> np.ndarray:
+    """Wavelength in km of each wavenumber bin: the ``wavelength`` coordinate, else 1 / wavenumber."""
+    if "wavelength" in spectrum.coords:
+        return np.asarray(spectrum["wavelength"].values, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.asarray(spectrum["wavenumber"].values, dtype=np.float64)
 
 
 def _as_maps(fields: Mapping[str, xr.DataArray]) -> dict[str, xr.DataArray]:
@@ -230,11 +487,16 @@ def _symmetric_limit(fields) -> float:
 
 
 def _units(preferred: xr.DataArray, fields) -> str:
+    """The first ``units`` attribute found, shown as "" for dimensionless ("1")."""
     for field in (preferred, *fields):
         units = field.attrs.get("units")
         if units:
-            return str(units)
+            return _shown_units(units)
     return ""
+
+
+def _shown_units(units: object) -> str:
+    return "" if str(units) == "1" else str(units)
 
 
 def _label(preferred: xr.DataArray, fields) -> str:

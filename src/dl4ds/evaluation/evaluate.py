@@ -1,0 +1,130 @@
+"""Verifying downscaled datasets, and the baselines fitted for the same period, against the truth.
+
+Ties the pieces together for the ``dl4ds evaluate`` command and for the
+test period of an experiment: baseline predictions
+(:mod:`dl4ds.evaluation.baselines`), scores of every model
+(:class:`~dl4ds.evaluation.verification.Verification`) and example maps for
+the report (:func:`~dl4ds.evaluation.report.write_report`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from dl4ds.data.grid import standardize
+from dl4ds.data.pairing import PairedData
+from dl4ds.errors import ConfigError, DataError
+from dl4ds.evaluation.baselines import create_baseline, list_baselines
+from dl4ds.evaluation.compare import truth_on_prediction_grid
+from dl4ds.evaluation.scores import Scores
+from dl4ds.evaluation.verification import Verification
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Evaluation", "baseline_predictions", "parse_baselines"]
+
+
+def parse_baselines(names: str | Sequence[str]) -> list[str]:
+    """Baseline names from ``"all"``, a comma-separated string or a list; unknown names raise ConfigError."""
+    items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    if items == ["all"]:
+        return list_baselines()
+    unknown = [n for n in items if n not in list_baselines()]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list_baselines()} or 'all'")
+    return items
+
+
+def baseline_predictions(names: Sequence[str], train: PairedData, test: PairedData) -> dict[str, xr.Dataset]:
+    """Fit each named baseline on ``train`` only and predict the fine fields of ``test``."""
+    baselines = {name: create_baseline(name) for name in names}
+    overlap = np.intersect1d(train.target["time"].values, test.target["time"].values)
+    if overlap.size and any(baseline.requires_fit for baseline in baselines.values()):
+        logger.warning(
+            "%d of the %d verified time steps are also training time steps; the baselines' scores there are optimistic",
+            overlap.size, test.target.sizes["time"],
+        )
+    predictions = {}
+    for name, baseline in baselines.items():
+        logger.info("fitting the %s baseline on %d training time steps", name, train.target.sizes["time"])
+        predictions[name] = baseline.fit(train).predict(test)
+    return predictions
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores several named predictions of the same variables against one truth.
+
+    Args:
+        verification: the metrics and their options.
+    """
+
+    verification: Verification = Verification()
+
+    def score(
+        self, predictions: Mapping[str, xr.Dataset], truth: xr.Dataset, *, variables: Sequence[str] | None = None
+    ) -> dict[str, Scores]:
+        """``{variable: Scores}`` of every prediction (model name -> Dataset) for each variable.
+
+        The variables default to those the first prediction shares with the
+        truth. Each prediction is scored on its own grid against the window of
+        the truth it covers, over the common times.
+        """
+        if not predictions:
+            raise DataError("nothing to evaluate: pass at least one prediction")
+        first = next(iter(predictions.values()))
+        names = list(variables) if variables else [str(v) for v in first.data_vars if v in truth.data_vars]
+        if not names:
+            raise DataError(
+                f"the prediction ({sorted(map(str, first.data_vars))}) and truth ({sorted(map(str, truth.data_vars))}) "
+                "share no variable; choose one with --variable"
+            )
+        results = {}
+        for variable in names:
+            parts = []
+            for model, prediction in predictions.items():
+                for dataset, role in ((prediction, f"prediction {model!r}"), (truth, "truth")):
+                    if variable not in dataset.data_vars:
+                        raise DataError(f"the {role} has no variable {variable!r}; it has {sorted(map(str, dataset.data_vars))}")
+                field = standardize(prediction[variable], require_time=False)
+                observed = truth_on_prediction_grid(field, standardize(truth[variable], require_time=False))
+                logger.info("scoring %s of %s", variable, model)
+                parts.append(self.verification.score(field, observed.rename(variable), model=model))
+            results[variable] = Scores.combine(parts)
+        return results
+
+    @staticmethod
+    def examples(
+        predictions: Mapping[str, xr.Dataset], truth: xr.Dataset, variables: Sequence[str]
+    ) -> dict[str, dict[str, xr.DataArray]]:
+        """One time step per variable for error maps: the one where the truth departs most from its mean.
+
+        Returns ``{variable: {"truth": field, model: field, ...}}`` of 2-D
+        fields; ensembles are shown by their first member.
+        """
+        examples = {}
+        for variable in variables:
+            first = standardize(next(iter(predictions.values()))[variable], require_time=False)
+            observed = truth_on_prediction_grid(first, standardize(truth[variable], require_time=False))
+            observed = observed.sel(time=np.intersect1d(observed["time"], first["time"])) if "time" in first.dims else observed
+            selection = {}
+            if "time" in observed.dims and observed.sizes["time"] > 1:
+                departure = abs(observed - observed.mean("time")).mean(("lat", "lon"))
+                selection = {"time": observed["time"].values[int(departure.argmax("time"))]}
+            fields = {"truth": _single_map(observed, selection)}
+            for model, prediction in predictions.items():
+                fields[model] = _single_map(standardize(prediction[variable], require_time=False), selection)
+            examples[variable] = fields
+        return examples
+
+
+def _single_map(field: xr.DataArray, selection: Mapping[str, object]) -> xr.DataArray:
+    """``field`` at ``selection``, reduced to (lat, lon) by taking the first index of any other dimension."""
+    field = field.sel(selection) if selection else field
+    extra = {dim: 0 for dim in field.dims if dim not in ("lat", "lon")}
+    return field.isel(extra) if extra else field

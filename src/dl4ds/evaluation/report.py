@@ -1,0 +1,650 @@
+"""A static verification report: the scores of every variable and model as tables, NetCDF, figures and one page.
+
+:func:`write_report` turns :class:`~dl4ds.evaluation.scores.Scores` into a
+directory that can be moved, archived or served as it is::
+
+    index.html              the page: notes, tables, every figure (inline CSS, no scripts, relative links)
+    metrics.nc              every score, flat variable names (see :func:`write_report`)
+    metrics.csv, metrics.md overall scores, one row per (variable, model)
+    skill.csv, skill.md     skill of each model relative to each reference model
+    figures/*.png           maps, spectra, quantiles, score distributions, rank histograms
+
+The report is built in a hidden folder inside the directory and moved into
+place only once complete, so a failure leaves the previous report (if any) as
+it was, and readers never see half-written files.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from dl4ds import __version__
+from dl4ds.atomic import atomic_path
+from dl4ds.errors import DataError
+from dl4ds.evaluation import plots
+from dl4ds.evaluation.scores import Scores, metric_info, skill_scores
+from dl4ds.io import write_netcdf
+
+__all__ = ["write_report"]
+
+_DATA_FILES = ("metrics.nc", "metrics.csv", "metrics.md", "skill.csv", "skill.md")
+_CSV_FORMAT = "%.6g"
+_SKILL_NOTE = (
+    "skill = 1 - distance(model) / distance(reference), where distance is how far a score is from perfect: "
+    "1 is perfect, 0 no better than the reference, negative worse."
+)
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Scores of several models (rows) for several metrics (columns), with the best cell of each column marked.
+
+    Attributes:
+        headers: column titles with units, e.g. ``"rmse (K)"``, shape (metric,).
+        descriptions: the metrics' long names, shape (metric,).
+        models: row titles, shape (model,).
+        values: shape (model, metric).
+        best: True where a value is the closest to perfect in its column (only
+            for columns with at least two finite values), shape (model, metric).
+    """
+
+    headers: list[str]
+    descriptions: list[str]
+    models: list[str]
+    values: np.ndarray
+    best: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Figure:
+    file: str  # relative to the report directory, e.g. "figures/t2m_spectrum.png"
+    caption: str
+
+
+@dataclass(frozen=True)
+class _Section:
+    """Everything the report shows for one variable."""
+
+    variable: str
+    units: str
+    overall: _Table
+    skill: dict[str, _Table]  # by reference model
+    figures: list[_Figure]
+
+
+def write_report(
+    scores: Mapping[str, Scores],
+    directory: str | os.PathLike[str],
+    *,
+    title: str = "dl4ds verification report",
+    references: Sequence[str] | None = None,
+    examples: Mapping[str, Mapping[str, xr.DataArray]] | None = None,
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write the verification report of ``scores`` to ``directory`` and return the path of its ``index.html``.
+
+    Args:
+        scores: ``{variable: Scores}``, each with a ``model`` dimension over
+            the models compared; the keys name the variables in the report.
+        directory: created if needed. The report's files (see the module
+            docstring) replace those of an earlier report there, ``figures/``
+            as a whole; other files are left alone.
+        title: heading of the page and ``title`` attribute of ``metrics.nc``.
+        references: models to compute skill against (:func:`skill_scores`);
+            every variable must have them. Default: all models of each
+            variable but its first.
+        examples: ``{variable: {"truth": field, model: field, ...}}`` with 2-D
+            (lat, lon) fields of one time step, drawn with their errors
+            against ``"truth"`` (:func:`~dl4ds.evaluation.plot_comparison`).
+        notes: lines shown under the title, e.g. the periods used.
+
+    ``metrics.nc`` holds, for each variable ``v`` and metric ``m``:
+    ``v_m`` (model), ``v_m_time`` (model, time, ...), ``v_m_map`` (model,
+    lat, lon), ``v_m_<group>`` (model, group), ``v_power`` (model,
+    wavenumber), ``v_truth_power`` (wavenumber), ``v_quantile_prediction``
+    (model, probability), ``v_quantile_truth`` (probability),
+    ``v_rank_histogram`` (model, rank) and ``v_skill_m`` (model,
+    reference), with the scores' ``long_name`` and ``units``. Where two
+    variables have different coordinates along a dimension (other grids,
+    times or models), the second one's dimension is named ``<dim>_<v>``.
+
+    Figures without data are left out: the rank histogram without an
+    ensemble, the grouped scores without groups, the example maps without
+    ``examples``.
+
+    Raises:
+        DataError: for empty ``scores``, scores without a ``model`` dimension,
+            unknown references or example variables, or a directory that
+            cannot be written.
+    """
+    scores = _checked_scores(scores)
+    chosen = _checked_references(scores, references)
+    examples = _checked_examples(scores, examples)
+    notes = [notes] if isinstance(notes, str) else [str(note) for note in notes]
+    skills = {variable: skill_scores(item, chosen[variable]) for variable, item in scores.items()}
+
+    directory = Path(directory)
+    staging = _staging_folder(directory)
+    try:
+        dataset = _merge({variable: _flat(variable, scores[variable], skills[variable]) for variable in scores})
+        dataset.attrs["title"] = title
+        if notes:
+            dataset.attrs["comment"] = "\n".join(notes)
+        write_netcdf(dataset, staging / "metrics.nc")
+        _write_csv(_overall_frame(scores), staging / "metrics.csv")
+        _write_csv(_skill_frame(skills, chosen), staging / "skill.csv")
+        sections = [
+            _section(variable, item, skills[variable], chosen[variable], examples.get(variable), staging)
+            for variable, item in scores.items()
+        ]
+        _write_text(staging / "metrics.md", _overall_markdown(title, notes, sections))
+        _write_text(staging / "skill.md", _skill_markdown(title, sections))
+        _write_text(staging / "index.html", _page(title, notes, sections))
+        _commit(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory / "index.html"
+
+
+def _section(
+    variable: str,
+    scores: Scores,
+    skill: xr.Dataset,
+    references: list[str],
+    example: Mapping[str, xr.DataArray] | None,
+    root: Path,
+) -> _Section:
+    """The tables of one variable, and its figures drawn into ``root/figures``."""
+    return _Section(
+        variable=variable,
+        units=scores.units,
+        overall=_table(scores.overall, _metric_distance, lambda name, values: _header(name, values, scores.units)),
+        skill={ref: _table(_versus(skill, ref), _skill_distance, lambda name, values: name) for ref in references},
+        figures=_draw_figures(variable, scores, example, root),
+    )
+
+
+# --- checks ---------------------------------------------------------------------------------------------------------
+
+
+def _checked_scores(scores: Mapping[str, Scores]) -> dict[str, Scores]:
+    if not isinstance(scores, Mapping) or not scores:
+        raise DataError("no scores to report; pass a non-empty dict {variable name: Scores}.")
+    checked: dict[str, Scores] = {}
+    for variable, item in scores.items():
+        if not isinstance(item, Scores):
+            raise DataError(
+                f"scores[{variable!r}] is a {type(item).__name__}; pass the Scores object of each variable."
+            )
+        parts = {
+            "overall": item.overall,
+            "per_sample": item.per_sample,
+            "maps": item.maps,
+            "grouped": item.grouped,
+            "spectrum": item.spectrum["power"],
+            "quantiles": item.quantiles["prediction"],
+            "rank_histogram": item.rank_histogram,
+        }
+        for name, part in parts.items():
+            absent = part is None or (name != "overall" and isinstance(part, xr.Dataset) and not part.data_vars)
+            if not absent and "model" not in part.dims:
+                raise DataError(
+                    f"the {name} scores of {variable!r} have dims {tuple(part.dims)} without 'model'; give every "
+                    "part of the Scores a model dimension, e.g. part.expand_dims(model=['name']), or stack the "
+                    "models with Scores.combine."
+                )
+        if not item.models:
+            raise DataError(f"the scores of {variable!r} have no models; verify at least one prediction.")
+        checked[str(variable)] = item
+    slugs = {}
+    for variable in checked:
+        other = slugs.setdefault(_slug(variable), variable)
+        if other != variable:
+            raise DataError(f"variables {other!r} and {variable!r} would share figure names; rename one of them.")
+    return checked
+
+
+def _checked_references(scores: dict[str, Scores], references: Sequence[str] | None) -> dict[str, list[str]]:
+    """The reference models of each variable: ``references``, or all models but the first."""
+    if references is None:
+        return {variable: item.models[1:] for variable, item in scores.items()}
+    references = [references] if isinstance(references, str) else [str(ref) for ref in references]
+    for variable, item in scores.items():
+        missing = [ref for ref in references if ref not in item.models]
+        if missing:
+            raise DataError(
+                f"reference models {missing} are not among the models {item.models} of {variable!r}; "
+                "pass references that every variable was verified for."
+            )
+    return {variable: list(references) for variable in scores}
+
+
+def _checked_examples(
+    scores: dict[str, Scores], examples: Mapping[str, Mapping[str, xr.DataArray]] | None
+) -> dict[str, Mapping[str, xr.DataArray]]:
+    examples = dict(examples or {})
+    for variable, fields in examples.items():
+        if variable not in scores:
+            raise DataError(
+                f"examples are given for {variable!r}, which has no scores; the variables are {list(scores)}."
+            )
+        if not isinstance(fields, Mapping) or "truth" not in fields:
+            raise DataError(
+                f"the examples of {variable!r} need a 'truth' field to draw errors against; pass "
+                "{'truth': field, model: field, ...}."
+            )
+    return examples
+
+
+def _staging_folder(directory: Path) -> Path:
+    """Create ``directory`` and a hidden folder in it to build the report in."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".report.tmp-", dir=directory))
+    except OSError as error:
+        raise DataError(
+            f"cannot write the report to {str(directory)!r} ({type(error).__name__}: {error}); "
+            "choose a directory you can write to."
+        ) from None
+
+
+def _slug(name: str) -> str:
+    """``name`` with only letters, digits, '.', '-' and '_', for file names and HTML ids."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "variable"
+
+
+# --- metrics.nc -----------------------------------------------------------------------------------------------------
+
+
+def _flat(variable: str, scores: Scores, skill: xr.Dataset) -> xr.Dataset:
+    """All scores of one variable as a Dataset with the flat names :func:`write_report` lists."""
+    items: dict[str, xr.DataArray] = {}
+
+    def add(name: str, values: xr.DataArray, **defaults: str) -> None:
+        items[f"{variable}_{name}"] = values.assign_attrs({**defaults, **values.attrs})
+
+    for name, values in scores.overall.data_vars.items():
+        add(str(name), values)
+    for name, values in scores.per_sample.data_vars.items():
+        add(f"{name}_time", values)
+    for name, values in scores.maps.data_vars.items():
+        add(f"{name}_map", values)
+    if scores.grouped is not None:
+        for name, values in scores.grouped.data_vars.items():
+            add(f"{name}_{'_'.join(str(dim) for dim in values.dims if dim != 'model')}", values)
+    add("power", scores.spectrum["power"], long_name="radially averaged power spectrum of the prediction")
+    add("truth_power", scores.spectrum["truth_power"], long_name="radially averaged power spectrum of the truth")
+    for part in ("prediction", "truth"):
+        add(f"quantile_{part}", scores.quantiles[part], long_name=f"quantiles of the {part}", units=scores.units)
+    if scores.rank_histogram is not None:
+        add(
+            "rank_histogram",
+            scores.rank_histogram,
+            long_name="frequency of the rank of the truth among the ensemble members",
+            units="1",
+        )
+    if skill.sizes.get("reference", 0):
+        for name, values in skill.data_vars.items():
+            add(f"skill_{name}", values)
+    dataset = xr.Dataset(items)
+    labels = {dim: dataset[dim].astype(str) for dim in ("model", "reference") if dim in dataset.coords}
+    return dataset.assign_coords(labels)
+
+
+def _merge(parts: Mapping[str, xr.Dataset]) -> xr.Dataset:
+    """One Dataset of all variables' parts.
+
+    A dimension whose size or coordinates differ from the same dimension of
+    an earlier part is renamed ``<dim>_<variable>``, with the coordinates along it.
+    """
+    merged = xr.Dataset()
+    for variable, part in parts.items():
+        taken = sorted(set(map(str, part.data_vars)) & set(map(str, merged.data_vars)))
+        if taken:
+            raise DataError(f"the scores of {variable!r} and another variable both give {taken}; rename one of them.")
+        clashing = {str(dim) for dim in part.dims if _clashes(merged, part, str(dim))}
+        renames = {str(name): f"{name}_{variable}" for name in part.coords if clashing & set(map(str, part[name].dims))}
+        renames.update({dim: f"{dim}_{variable}" for dim in clashing})
+        merged = xr.merge([merged, part.rename(renames)], compat="equals", join="exact", combine_attrs="drop_conflicts")
+    return merged
+
+
+def _clashes(merged: xr.Dataset, part: xr.Dataset, dim: str) -> bool:
+    if dim not in merged.dims:
+        return False
+    if merged.sizes[dim] != part.sizes[dim]:
+        return True
+    shared = [name for name in part.coords if dim in part[name].dims and name in merged.coords]
+    return any(not merged[name].equals(part[name]) for name in shared)
+
+
+# --- tables ---------------------------------------------------------------------------------------------------------
+
+
+def _overall_frame(scores: Mapping[str, Scores]) -> pd.DataFrame:
+    """Overall scores, one row per (variable, model), one column per metric."""
+    frames = []
+    for variable, item in scores.items():
+        frame = item.overall.to_dataframe()[list(item.overall.data_vars)].reset_index()
+        frames.append(frame.assign(model=frame["model"].astype(str)).assign(variable=variable))
+    columns = ["variable", "model"]
+    table = pd.concat(frames, ignore_index=True, sort=False)
+    return table[columns + [c for c in table.columns if c not in columns]]
+
+
+def _skill_frame(skills: Mapping[str, xr.Dataset], references: Mapping[str, list[str]]) -> pd.DataFrame:
+    """Skill scores, one row per (variable, reference, model other than the reference), one column per metric."""
+    columns = ["variable", "reference", "model"]
+    frames = []
+    for variable, skill in skills.items():
+        for reference in references[variable]:
+            versus = _versus(skill, reference)
+            frame = versus.to_dataframe()[list(versus.data_vars)].reset_index()
+            frames.append(frame.assign(model=frame["model"].astype(str), variable=variable, reference=reference))
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    table = pd.concat(frames, ignore_index=True, sort=False)
+    return table[columns + [c for c in table.columns if c not in columns]]
+
+
+def _versus(skill: xr.Dataset, reference: str) -> xr.Dataset:
+    """Skill relative to ``reference`` of the other models, dims (model,)."""
+    others = [str(m) for m in skill["model"].values if str(m) != reference]
+    return skill.sel(reference=reference, drop=True).sel(model=others)
+
+
+def _table(
+    scores: xr.Dataset,
+    distance: Callable[[str, np.ndarray], np.ndarray],
+    header: Callable[[str, xr.DataArray], str],
+) -> _Table:
+    """A :class:`_Table` of ``scores`` (dims (model,)).
+
+    ``distance(metric, values)`` says how far values are from perfect, to mark
+    the best; ``header(metric, values)`` gives the column title.
+    """
+    names = [str(name) for name in scores.data_vars]
+    values = np.full((scores.sizes["model"], len(names)), np.nan)
+    best = np.zeros(values.shape, dtype=bool)
+    for column, name in enumerate(names):
+        values[:, column] = scores[name].transpose("model").values
+        far = distance(name, values[:, column])
+        if np.isfinite(far).sum() >= 2:
+            best[:, column] = np.isclose(far, np.nanmin(far), rtol=1e-9, atol=0.0)
+    return _Table(
+        headers=[header(name, scores[name]) for name in names],
+        descriptions=[str(scores[name].attrs.get("long_name", name)) for name in names],
+        models=[str(m) for m in scores["model"].values],
+        values=values,
+        best=best,
+    )
+
+
+def _metric_distance(name: str, values: np.ndarray) -> np.ndarray:
+    return metric_info(name).distance(values)
+
+
+def _skill_distance(name: str, values: np.ndarray) -> np.ndarray:
+    return np.abs(1.0 - values)
+
+
+def _header(name: str, values: xr.DataArray, data_units: str) -> str:
+    units = str(values.attrs.get("units") or metric_info(name).units_for(data_units))
+    return f"{name} ({units})" if units not in ("", "1") else name
+
+
+def _format(value: float) -> str:
+    """A score with 4 significant digits; a dash for NaN."""
+    return "\N{EN DASH}" if not np.isfinite(value) else f"{value:.4g}"
+
+
+def _markdown_table(table: _Table) -> str:
+    """The table in GitHub Markdown, best values in bold."""
+    lines = [
+        "| " + " | ".join(["model", *table.headers]) + " |",
+        "|:--" + "|--:" * len(table.headers) + "|",
+    ]
+    for model, values, best in zip(table.models, table.values, table.best):
+        cells = [f"**{_format(v)}**" if b else _format(v) for v, b in zip(values, best)]
+        lines.append("| " + " | ".join([model, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _overall_markdown(title: str, notes: list[str], sections: list[_Section]) -> str:
+    parts = [f"# {title}", *(["\n".join(f"- {note}" for note in notes)] if notes else [])]
+    parts.append("Overall scores; the best value of each column (closest to perfect) in bold.")
+    for section in sections:
+        units = f" ({section.units})" if section.units else ""
+        parts += [f"## {section.variable}{units}", _markdown_table(section.overall)]
+    return "\n\n".join(parts) + "\n"
+
+
+def _skill_markdown(title: str, sections: list[_Section]) -> str:
+    parts = [f"# {title}: skill scores", _SKILL_NOTE]
+    for section in sections:
+        if not section.skill:
+            parts += [f"## {section.variable}", "No reference models."]
+        for reference, table in section.skill.items():
+            parts += [f"## {section.variable} relative to {reference}", _markdown_table(table)]
+    return "\n\n".join(parts) + "\n"
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False, float_format=_CSV_FORMAT)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+# --- figures --------------------------------------------------------------------------------------------------------
+
+
+def _draw_figures(
+    variable: str, scores: Scores, example: Mapping[str, xr.DataArray] | None, root: Path
+) -> list[_Figure]:
+    """Draw every figure of one variable that has data into ``root/figures``; return them in page order."""
+    figures: list[_Figure] = []
+
+    def draw(name: str, caption: str, plot: Callable[..., Path], data: object, **options: object) -> None:
+        file = f"figures/{_slug(variable)}_{name}.png"
+        plot(data, root / file, **options)
+        figures.append(_Figure(file, caption))
+
+    if example is not None:
+        draw(
+            "example",
+            f"Example fields{_time_label(example['truth'])} (top) and their errors against the truth (bottom).",
+            plots.plot_comparison,
+            example,
+            title=f"{variable}: example",
+        )
+    for metric, maps in scores.maps.data_vars.items():
+        models = [m for m in scores.models if _has_values(maps.sel(model=m))]
+        if models:
+            long_name = str(maps.attrs.get("long_name", metric))
+            draw(
+                f"map_{_slug(str(metric))}",
+                f"{long_name.capitalize()} at each grid point, one panel per model (shared colour scale; "
+                "panel titles give the area-weighted mean).",
+                plots.plot_metric_maps,
+                {m: maps.sel(model=m, drop=True) for m in models},
+                title=f"{variable}: {metric}",
+                **_map_style(str(metric)),
+            )
+    if _has_values(scores.spectrum["truth_power"]):
+        draw(
+            "spectrum",
+            "Radially averaged power spectra against wavelength, the truth in black, finer scales to the right; "
+            "beneath, each model's power divided by the truth's, with 0.8-1.2 shaded.",
+            plots.plot_spectra,
+            scores.spectrum,
+            title=f"{variable}: power spectra",
+        )
+    if _has_values(scores.quantiles["prediction"]):
+        draw(
+            "quantiles",
+            "Quantile-quantile plot: each model's area-weighted quantiles against the truth's; "
+            "a model on the dashed 1:1 line reproduces the truth's distribution.",
+            plots.plot_quantiles,
+            scores.quantiles,
+            title=f"{variable}: quantiles",
+            units=scores.units,
+        )
+    if any(_has_values(values) for values in scores.per_sample.data_vars.values()):
+        draw(
+            "per_sample",
+            "Distribution of the scores of the individual samples (time steps), one violin per model, "
+            "median marked.",
+            plots.plot_sample_scores,
+            scores.per_sample,
+            title=f"{variable}: scores per sample",
+        )
+    if scores.grouped is not None and any(_has_values(v) for v in scores.grouped.data_vars.values()):
+        groups = ", ".join(str(dim) for dim in scores.grouped.dims if dim != "model")
+        draw(
+            "grouped",
+            f"Overall scores per {groups}.",
+            plots.plot_grouped_scores,
+            scores.grouped,
+            title=f"{variable}: scores per {groups}",
+        )
+    if scores.rank_histogram is not None and _has_values(scores.rank_histogram):
+        draw(
+            "rank_histogram",
+            "Rank histograms of the ensemble models: how often the truth falls at each rank among the members. "
+            "A reliable ensemble is flat at the dashed line; a U shape means too little spread, a dome too much.",
+            plots.plot_rank_histogram,
+            scores.rank_histogram,
+            title=f"{variable}: rank histogram",
+        )
+    return figures
+
+
+def _has_values(values: xr.DataArray) -> bool:
+    return bool(np.isfinite(values.values).any())
+
+
+def _map_style(metric: str) -> dict[str, str]:
+    """Colour scale of a score map: diverging about 0 for signed biases, from 0 for errors, robust otherwise."""
+    info = metric_info(metric)
+    if info.perfect == 0.0 and (metric == "bias" or metric.endswith("_bias")):
+        return {"scale": "diverging", "cmap": "RdBu_r"}
+    if info.perfect == 0.0:
+        return {"scale": "zero", "cmap": "magma_r"}
+    return {"scale": "robust", "cmap": "viridis"}
+
+
+def _time_label(field: xr.DataArray) -> str:
+    """`` at <time>`` for a field with a single time coordinate, else ""."""
+    for name in ("time", "valid_time"):
+        if name in field.coords and field[name].size == 1:
+            value = field[name].values.ravel()[0]
+            text = np.datetime_as_string(value, unit="m") if np.issubdtype(field[name].dtype, np.datetime64) else value
+            return f" at {text}"
+    return ""
+
+
+# --- index.html -----------------------------------------------------------------------------------------------------
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 80em; padding: 0 1em; color: #222; }
+h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
+h2 { border-bottom: 1px solid #aaa; margin-top: 2em; }
+table { border-collapse: collapse; margin: .5em 0 1.5em; font-size: .9em; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; }
+th { background: #f0f0f0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.best { font-weight: bold; background: #d9f2d9; }
+figure { margin: 1.5em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+figcaption { font-size: .9em; color: #444; max-width: 60em; }
+.notes li, .meta { color: #444; }
+"""
+
+
+def _page(title: str, notes: list[str], sections: list[_Section]) -> str:
+    """The self-contained HTML page: title, notes, and per variable its tables and figures."""
+    escape = html.escape
+    body = [f"<h1>{escape(title)}</h1>"]
+    if notes:
+        body.append('<ul class="notes">' + "".join(f"<li>{escape(note)}</li>" for note in notes) + "</ul>")
+    links = " · ".join(f'<a href="{name}">{name}</a>' for name in _DATA_FILES)
+    body.append(f'<p class="meta">Written by dl4ds {escape(__version__)}. Data: {links}.</p>')
+    body.append(
+        "<nav><ul>"
+        + "".join(f'<li><a href="#{_slug(s.variable)}">{escape(s.variable)}</a></li>' for s in sections)
+        + "</ul></nav>"
+    )
+    for section in sections:
+        units = f" ({escape(section.units)})" if section.units else ""
+        body.append(f'<section id="{_slug(section.variable)}"><h2>{escape(section.variable)}{units}</h2>')
+        body.append("<h3>Overall scores</h3>")
+        body.append(_html_table(section.overall, "best value of each column (closest to perfect) highlighted"))
+        for reference, table in section.skill.items():
+            body.append(f"<h3>Skill relative to {escape(reference)}</h3>")
+            body.append(_html_table(table, _SKILL_NOTE))
+        for figure in section.figures:
+            body.append(
+                f'<figure><img src="{escape(figure.file)}" alt="{escape(figure.caption)}" loading="lazy">'
+                f"<figcaption>{escape(figure.caption)}</figcaption></figure>"
+            )
+        body.append("</section>")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def _html_table(table: _Table, caption: str) -> str:
+    escape = html.escape
+    head = "".join(
+        f'<th title="{escape(description)}">{escape(header)}</th>'
+        for header, description in zip(table.headers, table.descriptions)
+    )
+    rows = []
+    for model, values, best in zip(table.models, table.values, table.best):
+        cells = "".join(
+            f'<td class="num{" best" if b else ""}">{escape(_format(v))}</td>' for v, b in zip(values, best)
+        )
+        rows.append(f"<tr><th>{escape(model)}</th>{cells}</tr>")
+    return (
+        f"<table><caption>{escape(caption)}</caption>\n<thead><tr><th>model</th>{head}</tr></thead>\n<tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody></table>"
+    )
+
+
+# --- moving the report into place -----------------------------------------------------------------------------------
+
+
+def _commit(staging: Path, directory: Path) -> None:
+    """Move the complete report from ``staging`` into ``directory``, replacing an earlier one.
+
+    The old ``index.html`` goes first and the new one comes last, so the page
+    never links to figures that are being replaced; the old ``figures/`` is
+    moved into ``staging``, to be deleted with it.
+    """
+    (directory / "index.html").unlink(missing_ok=True)
+    if (directory / "figures").exists():
+        os.replace(directory / "figures", staging / "old-figures")
+    (staging / "figures").mkdir(exist_ok=True)
+    os.replace(staging / "figures", directory / "figures")
+    for name in _DATA_FILES:
+        os.replace(staging / name, directory / name)
+    os.replace(staging / "index.html", directory / "index.html")
