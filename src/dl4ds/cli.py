@@ -202,7 +202,7 @@ def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
     if not metrics:
         return
     names = list(next(iter(metrics.values())))
-    click.echo(f"{'method':24s}" + "".join(f"{n:>13s}" for n in names))
+    click.echo(f"{'model':24s}" + "".join(f"{n:>13s}" for n in names))
     for method, values in metrics.items():
         click.echo(f"{method:24s}" + "".join(f"{values[n]:13.4f}" for n in names))
 

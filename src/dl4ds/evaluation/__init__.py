@@ -1,6 +1,25 @@
-"""Verification of downscaled fields: deterministic scores and comparison maps."""
+"""Verification of downscaled fields: metrics, baselines, skill scores and reports."""
 
+from dl4ds.evaluation.baselines import Baseline, create_baseline, list_baselines
+from dl4ds.evaluation.evaluate import Evaluation
 from dl4ds.evaluation.metrics import compute_metrics, rmse_map
 from dl4ds.evaluation.plots import plot_comparison, plot_metric_maps
+from dl4ds.evaluation.report import write_report
+from dl4ds.evaluation.scores import METRICS, Scores, skill_scores
+from dl4ds.evaluation.verification import Verification
 
-__all__ = ["compute_metrics", "rmse_map", "plot_comparison", "plot_metric_maps"]
+__all__ = [
+    "Baseline",
+    "Evaluation",
+    "METRICS",
+    "Scores",
+    "Verification",
+    "compute_metrics",
+    "create_baseline",
+    "list_baselines",
+    "plot_comparison",
+    "plot_metric_maps",
+    "rmse_map",
+    "skill_scores",
+    "write_report",
+]

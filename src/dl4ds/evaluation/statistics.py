@@ -78,10 +78,13 @@ def weighted_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     before = np.cumsum(ordered_weights, axis=-1) - ordered_weights
     starts = np.ones(ordered.shape, dtype=bool)
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ranks = np.empty(rows.size)
+    if starts.all():  # no ties
+        ranks[flat] = (before + 0.5 * ordered_weights).ravel()
+        return ranks.reshape(values.shape)
     group = np.cumsum(starts.ravel()) - 1
     group_weight = np.bincount(group, weights=ordered_weights.ravel())
     group_before = before.ravel()[starts.ravel()]
-    ranks = np.empty(rows.size)
     ranks[flat] = group_before[group] + 0.5 * group_weight[group]
     return ranks.reshape(values.shape)
 
@@ -103,14 +106,14 @@ def ssim_map(p: np.ndarray, t: np.ndarray, valid: np.ndarray, data_range: float,
     size = min(window, p.shape[-2], p.shape[-1])
     size -= 1 - size % 2  # odd
     box = (1,) * (p.ndim - 2) + (size, size)
-    mask = valid.astype(np.float64)
+    mask = valid.astype(np.float64)  # local means are taken over the valid points only
     x = np.where(valid, p, 0.0)
     y = np.where(valid, t, 0.0)
 
     def local_mean(field: np.ndarray) -> np.ndarray:
         return ndimage.uniform_filter(field, size=box, mode="reflect")
 
-    coverage = local_mean(mask)
+    coverage = local_mean(mask) if not valid.all() else np.ones(mask.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         mu_x = local_mean(x) / coverage
         mu_y = local_mean(y) / coverage
