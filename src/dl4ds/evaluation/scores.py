@@ -106,7 +106,8 @@ class Scores:
             (bias, mae, rmse, correlation, std_ratio, psnr) and CRPS are pooled
             over space and time with the area weights; ssim is the mean of the
             per-sample values; quantile and extreme biases are the area-weighted
-            mean of their maps.
+            mean of the absolute values of their (signed) maps, so that
+            opposite errors in different places do not cancel.
         per_sample: spatial scores of each time step (or other sample), dims
             (model, time[, other sample dims]).
         maps: temporal scores at each grid point, dims (model, lat, lon).

@@ -495,7 +495,7 @@ def _assemble(
     per_sample["spectral_ratio"] = _ratio(high_power[0], high_power[1])
     for name, values in bands.maps.items():
         maps[name] = values
-        overall[name] = _area_mean(values, samples.lat_weights)
+        overall[name] = _area_mean(np.abs(values), samples.lat_weights)  # signed biases would cancel out
     if first.ensemble:
         m = samples.members
         overall["crps"] = _ratio(first.crps[0].sum(), total["w"])
@@ -566,7 +566,7 @@ def _grouped(
     power = groups.reduce(high_power.T)
     result["spectral_ratio"] = _ratio(power[:, 0], power[:, 1])
     for name, values in bands.group_maps.items():
-        result[name] = _area_mean(values, samples.lat_weights)
+        result[name] = _area_mean(np.abs(values), samples.lat_weights)
     if first.ensemble:
         crps = groups.reduce(first.crps.T)
         result["crps"] = _ratio(crps[:, 0], sums["w"])
