@@ -120,7 +120,7 @@ def evaluate(
     rank histograms for ensembles; each baseline's scores and the skill
     relative to it.
     """
-    from dl4ds.evaluation.evaluate import Evaluation, baseline_predictions, parse_baselines
+    from dl4ds.evaluation.evaluate import Evaluation, baseline_predictions, headline_scores, parse_baselines
     from dl4ds.evaluation.report import write_report
     from dl4ds.evaluation.verification import Verification
     from dl4ds.io import open_data
@@ -140,13 +140,7 @@ def evaluate(
     scores = evaluation.score(predictions, observed, variables=variables or None)
     examples = evaluation.examples(predictions, observed, list(scores))
     index = write_report(scores, report_dir, references=names or None, examples=examples, notes=notes)
-    _print_metrics({
-        f"{model}/{variable}" if len(scores) > 1 else model: {
-            metric: float(result.overall[metric].sel(model=model)) for metric in ("rmse", "mae", "bias", "correlation")
-        }
-        for variable, result in scores.items()
-        for model in result.models
-    })
+    _print_metrics(headline_scores(scores))
     click.echo(f"report: {index}")
 
 

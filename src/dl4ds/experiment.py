@@ -14,8 +14,8 @@ from dl4ds.config import ExperimentConfig
 from dl4ds.data.normalization import Normalizer
 from dl4ds.data.pairing import MOS, PairedData, PerfectProg
 from dl4ds.data.torch_dataset import DownscalingDataset
-from dl4ds.evaluation.baselines import list_baselines
-from dl4ds.evaluation.evaluate import Evaluation, baseline_predictions
+from dl4ds.evaluation.baselines import create_baseline, list_baselines
+from dl4ds.evaluation.evaluate import Evaluation, baseline_predictions, headline_scores
 from dl4ds.evaluation.report import write_report
 from dl4ds.inference.downscale import downscale
 from dl4ds.io import open_data, write_netcdf
@@ -122,7 +122,7 @@ def verify(model: DownscalingModel, test: PairedData, output_dir: Path, train: P
     output_dir.mkdir(parents=True, exist_ok=True)
     meta = model.metadata
     predicted = downscale(model, coarse_inputs_dataset(test))
-    names = list_baselines() if train is not None else ["nearest", "bilinear", "bicubic", "conservative"]
+    names = [name for name in list_baselines() if train is not None or not create_baseline(name).requires_fit]
     predictions = {meta.architecture: predicted} | baseline_predictions(names, train if train is not None else test, test)
     truth = xr.Dataset(
         {name: test.target.sel(variable=name, drop=True).assign_attrs(dict(test.attrs.get(name, {}))) for name in meta.target_variables}
@@ -137,14 +137,7 @@ def verify(model: DownscalingModel, test: PairedData, output_dir: Path, train: P
         scores, output_dir / "report", title=f"{meta.architecture} x{meta.scale}: verification on the test period",
         references=names, examples=evaluation.examples(predictions, truth, list(scores)), notes=notes,
     )
-    several = len(scores) > 1
-    metrics = {
-        f"{name}/{variable}" if several else name: {
-            metric: float(result.overall[metric].sel(model=name)) for metric in ("rmse", "mae", "bias", "correlation")
-        }
-        for variable, result in scores.items()
-        for name in result.models
-    }
+    metrics = headline_scores(scores)
     write_netcdf(predicted, output_dir / "test_downscaled.nc")
     with atomic_path(output_dir / "metrics.json") as temporary:
         temporary.write_text(json.dumps(metrics, indent=2) + "\n")

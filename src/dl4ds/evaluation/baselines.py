@@ -39,6 +39,7 @@ import xarray as xr
 from dl4ds.data.grid import Grid
 from dl4ds.data.pairing import PairedData
 from dl4ds.errors import ConfigError, DataError
+from dl4ds.evaluation.statistics import sorted_quantiles
 from dl4ds.interpolation import InterpolationMode, upsample
 
 __all__ = [
@@ -134,11 +135,7 @@ def _quantiles(values: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """
     ordered = np.sort(values, axis=0)  # NaN sorts last
     count = (~np.isnan(values)).sum(axis=0)
-    position = probabilities.reshape(-1, *([1] * (values.ndim - 1))) * np.maximum(count - 1, 0)
-    lower = np.floor(position).astype(np.int64)
-    upper = np.minimum(lower + 1, np.maximum(count - 1, 0))
-    low, high = np.take_along_axis(ordered, lower, 0), np.take_along_axis(ordered, upper, 0)
-    return np.where(count > 0, low + (position - lower) * (high - low), np.nan)
+    return np.stack([sorted_quantiles(ordered, count, probability) for probability in probabilities])
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

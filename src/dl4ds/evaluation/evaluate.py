@@ -26,7 +26,9 @@ from dl4ds.evaluation.verification import Verification
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Evaluation", "baseline_predictions", "parse_baselines"]
+__all__ = ["Evaluation", "baseline_predictions", "headline_scores", "parse_baselines"]
+
+HEADLINE_METRICS = ("rmse", "mae", "bias", "correlation")
 
 
 def parse_baselines(names: str | Sequence[str]) -> list[str]:
@@ -54,6 +56,18 @@ def baseline_predictions(names: Sequence[str], train: PairedData, test: PairedDa
         logger.info("fitting the %s baseline on %d training time steps", name, train.target.sizes["time"])
         predictions[name] = baseline.fit(train).predict(test)
     return predictions
+
+
+def headline_scores(scores: Mapping[str, Scores]) -> dict[str, dict[str, float]]:
+    """``{model: {metric: value}}`` of the :data:`HEADLINE_METRICS`, keyed ``model/variable`` for several variables."""
+    several = len(scores) > 1
+    return {
+        f"{model}/{variable}" if several else model: {
+            metric: float(result.overall[metric].sel(model=model)) for metric in HEADLINE_METRICS
+        }
+        for variable, result in scores.items()
+        for model in result.models
+    }
 
 
 @dataclass(frozen=True)

@@ -257,13 +257,7 @@ def plot_sample_scores(per_sample: xr.Dataset, path: str | os.PathLike[str], *, 
     fewer than two distinct values is drawn as points. Writes the image and
     returns ``path``.
     """
-    metrics = [str(name) for name, values in per_sample.data_vars.items() if _any_finite(values)]
-    if not metrics:
-        raise DataError("the per-sample scores have no finite values; nothing to draw.")
-    ncols = min(4, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
-    fig = Figure(figsize=(3.2 * ncols + 0.4, 3.0 * nrows + 0.4), layout="constrained", dpi=_DPI)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    metrics, fig, axes = _metric_panels(per_sample, "per-sample scores", ncols=4, panel=(3.2, 3.0), margin=(0.4, 0.4))
     for ax, name in zip(axes, metrics):
         scores = _by_model(per_sample[name], f"per-sample {name}")
         colours = _model_colours(scores)
@@ -285,8 +279,6 @@ def plot_sample_scores(per_sample: xr.Dataset, path: str | os.PathLike[str], *, 
         if units:
             ax.set_ylabel(units)
         ax.grid(True, axis="y", alpha=0.3)
-    for ax in axes[len(metrics):]:
-        ax.set_axis_off()
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -299,18 +291,12 @@ def plot_grouped_scores(grouped: xr.Dataset, path: str | os.PathLike[str], *, ti
     in :attr:`Scores.grouped`. Metrics without finite values are left out.
     Writes the image and returns ``path``.
     """
-    metrics = [str(name) for name, values in grouped.data_vars.items() if _any_finite(values)]
-    if not metrics:
-        raise DataError("the grouped scores have no finite values; nothing to draw.")
+    metrics, fig, axes = _metric_panels(grouped, "grouped scores", ncols=3, panel=(4.0, 2.8), margin=(0.4, 0.6))
     group_dims = [dim for dim in grouped[metrics[0]].dims if dim != "model"]
     if len(group_dims) != 1:
         raise DataError(f"grouped scores need dims (model, group); found {tuple(grouped[metrics[0]].dims)}.")
     group = group_dims[0]
     labels = [str(label) for label in grouped[group].values]
-    ncols = min(3, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
-    fig = Figure(figsize=(4.0 * ncols + 0.4, 2.8 * nrows + 0.6), layout="constrained", dpi=_DPI)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     colours = _model_colours(_by_model(grouped[metrics[0]], "grouped scores"))
     width = 0.8 / len(colours)
     for ax, name in zip(axes, metrics):
@@ -324,8 +310,6 @@ def plot_grouped_scores(grouped: xr.Dataset, path: str | os.PathLike[str], *, ti
         units = _shown_units(grouped[name].attrs.get("units", ""))
         ax.set_title(f"{name} ({units})" if units else name)
         ax.grid(True, axis="y", alpha=0.3)
-    for ax in axes[len(metrics):]:
-        ax.set_axis_off()
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(colours), fontsize=8)
     if title:
         fig.suptitle(title)
@@ -359,6 +343,27 @@ def plot_rank_histogram(rank_histogram: xr.DataArray, path: str | os.PathLike[st
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def _metric_panels(
+    scores: xr.Dataset, what: str, *, ncols: int, panel: tuple[float, float], margin: tuple[float, float]
+) -> tuple[list[str], Figure, np.ndarray]:
+    """The metrics of ``scores`` with finite values, and a figure with one axes each (at most ``ncols`` a row).
+
+    ``panel`` is the (width, height) of an axes and ``margin`` the extra
+    (width, height) of the figure, in inches; axes beyond the metrics are hidden.
+    """
+    metrics = [str(name) for name, values in scores.data_vars.items() if _any_finite(values)]
+    if not metrics:
+        raise DataError(f"the {what} have no finite values; nothing to draw.")
+    ncols = min(ncols, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    figsize = (panel[0] * ncols + margin[0], panel[1] * nrows + margin[1])
+    fig = Figure(figsize=figsize, layout="constrained", dpi=_DPI)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(metrics) :]:
+        ax.set_axis_off()
+    return metrics, fig, axes
 
 
 def _by_model(values: xr.DataArray, what: str) -> xr.DataArray:

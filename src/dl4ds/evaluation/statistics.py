@@ -18,37 +18,37 @@ EARTH_RADIUS_KM = 6371.0
 def moment_scores(sums: dict[str, np.ndarray], data_range: float) -> dict[str, np.ndarray]:
     """Bias, MAE, RMSE, Pearson correlation, std ratio and PSNR from weighted sums.
 
-    ``sums`` holds arrays of equal shape: ``w`` (total weight), ``p``/``t``
-    (weighted sums of prediction and truth, both shifted by the same constant),
-    ``pp``, ``tt``, ``pt`` (weighted sums of squares and products), ``ae`` and
-    ``se`` (weighted sums of absolute and squared errors). Entries with zero
-    weight give NaN. ``data_range`` (the truth's max - min) is the PSNR peak.
+    ``sums`` holds arrays of equal shape: the :func:`product_sums` and ``ae``
+    and ``se`` (weighted sums of absolute and squared errors), as
+    :func:`moment_sums` gives them. Entries with zero weight give NaN.
+    ``data_range`` (the truth's max - min) is the PSNR peak.
     """
+    mean_p, mean_t, var_p, var_t, cov = _moments(sums)
+    w = np.where(sums["w"] > 0, sums["w"], np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(sums["w"] > 0, sums["w"], np.nan)
-        mean_p, mean_t = sums["p"] / w, sums["t"] / w
-        var_p = np.maximum(sums["pp"] / w - mean_p**2, 0.0)
-        var_t = np.maximum(sums["tt"] / w - mean_t**2, 0.0)
-        cov = sums["pt"] / w - mean_p * mean_t
         mse = np.maximum(sums["se"] / w, 0.0)
-        correlation = np.where((var_p > 0) & (var_t > 0), cov / np.sqrt(var_p * var_t), np.nan)
         return {
             "bias": mean_p - mean_t,
             "mae": sums["ae"] / w,
             "rmse": np.sqrt(mse),
-            "correlation": np.clip(correlation, -1.0, 1.0),
+            "correlation": _correlation(var_p, var_t, cov),
             "std_ratio": np.where(var_t > 0, np.sqrt(var_p / var_t), np.nan),
             "psnr": 10.0 * np.log10(data_range**2 / mse) if data_range > 0 else np.full_like(mse, np.nan),
         }
 
 
-def moment_sums(p: np.ndarray, t: np.ndarray, w: np.ndarray, axis: int | tuple[int, ...]) -> dict[str, np.ndarray]:
-    """The weighted sums :func:`moment_scores` needs, reduced over ``axis``.
+def correlation(sums: dict[str, np.ndarray]) -> np.ndarray:
+    """Weighted Pearson correlation from :func:`product_sums`; NaN where either variable is constant."""
+    _, _, var_p, var_t, cov = _moments(sums)
+    return _correlation(var_p, var_t, cov)
+
+
+def product_sums(p: np.ndarray, t: np.ndarray, w: np.ndarray, axis: int | tuple[int, ...] | None) -> dict[str, np.ndarray]:
+    """Weighted sums of 1, p, t, p*p, t*t and p*t over ``axis`` (keys ``w``, ``p``, ``t``, ``pp``, ``tt``, ``pt``).
 
     ``p`` and ``t`` must be finite wherever ``w > 0`` (set missing points to 0
     with weight 0) and already shifted by a common constant.
     """
-    error = p - t
     return {
         "w": w.sum(axis),
         "p": (w * p).sum(axis),
@@ -56,9 +56,32 @@ def moment_sums(p: np.ndarray, t: np.ndarray, w: np.ndarray, axis: int | tuple[i
         "pp": (w * p * p).sum(axis),
         "tt": (w * t * t).sum(axis),
         "pt": (w * p * t).sum(axis),
+    }
+
+
+def moment_sums(p: np.ndarray, t: np.ndarray, w: np.ndarray, axis: int | tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The weighted sums :func:`moment_scores` needs: :func:`product_sums` and those of ``|p - t|`` and ``(p - t)**2``."""
+    error = p - t
+    return product_sums(p, t, w, axis) | {
         "ae": (w * np.abs(error)).sum(axis),
         "se": (w * error * error).sum(axis),
     }
+
+
+def _moments(sums: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Weighted means, variances and covariance from :func:`product_sums`; NaN where the weight is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(sums["w"] > 0, sums["w"], np.nan)
+        mean_p, mean_t = sums["p"] / w, sums["t"] / w
+        var_p = np.maximum(sums["pp"] / w - mean_p**2, 0.0)
+        var_t = np.maximum(sums["tt"] / w - mean_t**2, 0.0)
+        return mean_p, mean_t, var_p, var_t, sums["pt"] / w - mean_p * mean_t
+
+
+def _correlation(var_p: np.ndarray, var_t: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        correlation = np.where((var_p > 0) & (var_t > 0), cov / np.sqrt(var_p * var_t), np.nan)
+    return np.clip(correlation, -1.0, 1.0)
 
 
 def weighted_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -91,8 +114,7 @@ def weighted_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def weighted_correlation(x: np.ndarray, y: np.ndarray, w: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
     """Weighted Pearson correlation of ``x`` and ``y`` over ``axis``; NaN where either is constant."""
-    sums = moment_sums(x, y, w, axis)
-    return moment_scores(sums, data_range=0.0)["correlation"]
+    return correlation(product_sums(x, y, w, axis))
 
 
 def ssim_map(p: np.ndarray, t: np.ndarray, valid: np.ndarray, data_range: float, window: int = 7) -> np.ndarray:

@@ -357,7 +357,7 @@ class _RankPass:
             for row, values in enumerate((chunk.prediction, chunk.truth)):
                 bins = _bin_index(values, self.second.edges[row])
                 ranks.append(np.where(chunk.valid, mid_ranks[row][bins], 0.0))
-            _accumulate(self.pooled, stats.moment_sums(ranks[0], ranks[1], chunk.weights, axis=None))
+            _accumulate(self.pooled, stats.product_sums(ranks[0], ranks[1], chunk.weights, axis=None))
             n = chunk.prediction.shape[0]
             flat = [np.where(chunk.valid, v, np.nan).astype(np.float32).reshape(n, -1) for v in (chunk.prediction, chunk.truth)]
             w = chunk.weights.reshape(n, -1)
@@ -485,7 +485,7 @@ def _assemble(
 
     high = first.spectrum.high_octaves()
     high_power = first.power[:, :, high].sum(axis=-1)  # (2, N)
-    overall["spearman"] = stats.moment_scores(ranks.pooled, 0.0)["correlation"]
+    overall["spearman"] = stats.correlation(ranks.pooled)
     per_sample["spearman"] = ranks.per_sample
     maps["spearman"] = bands.maps.pop("spearman")
     overall["ssim"] = _ratio(second.ssim[0].sum(), second.ssim[1].sum())
