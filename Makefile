@@ -15,7 +15,7 @@ env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet "$(TORCH_REQUIREMENT)"
-	$(VENV)/bin/python -m pip install --quiet -e ".[dev,zarr]"
+	$(VENV)/bin/python -m pip install --quiet -e ".[dev,zarr,tensorboard]"
 	touch $@
 
 demo: env

@@ -94,7 +94,7 @@ def test_window_dataset_serves_consecutive_steps(train_pairs, normalizer):
     assert len(dataset) == train_pairs.target.sizes["time"] - WINDOW + 1
     sample = dataset[4]
     assert sample["x"].shape == (WINDOW, 1, 4, 6)
-    assert sample["y"].shape == sample["mask"].shape == (WINDOW, 1, 16, 24)
+    assert sample["y"].shape == sample["weight"].shape == (WINDOW, 1, 16, 24)
     assert sample["static"].shape == (2, 16, 24)
     full = DownscalingDataset(train_pairs, normalizer, time_window=WINDOW)
     expected = normalizer.normalize_inputs(train_pairs.inputs.values[4 : 4 + WINDOW])

@@ -52,7 +52,8 @@ def test_train_writes_checkpoints_metrics_and_report(trained_run):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert list(metrics) == ["resnet_spc", "nearest", "bilinear", "bicubic", "conservative", "lapse_rate", "bcsd", "regression"]
-    assert set(metrics["bicubic"]) == {"rmse", "mae", "bias", "correlation"}
+    assert set(metrics["bicubic"]) == {"rmse", "mae", "bias", "correlation", "crps"}
+    assert metrics["bicubic"]["crps"] == metrics["bicubic"]["mae"]  # the CRPS of a single field is its MAE
     with xr.open_dataset(run / "test_downscaled.nc") as out:
         assert out["t2m"].shape == (24, 32, 48)
 

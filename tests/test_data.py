@@ -173,8 +173,28 @@ def test_nan_target_cells_are_masked_and_inputs_filled(era5_week):
     sample = dataset[0]
     assert not torch_any_nan(sample["x"]) and not torch_any_nan(sample["y"])
     # latitude is ascending inside dl4ds and the crop drops 58 N: input rows 1-2 (57.75, 57.5 N) become rows 31, 30
-    assert not sample["mask"][0, 30:32, 0:5].any()
-    assert sample["mask"][0, :30].all() and sample["mask"][0, 30:32, 5:].all()
+    assert not sample["weight"][0, 30:32, 0:5].any()
+    assert (sample["weight"][0, :30] == 1).all() and (sample["weight"][0, 30:32, 5:] == 1).all()
+
+
+def test_loss_region_and_area_weights(week_pairs):
+    from dl4ds.data.torch_dataset import cell_weights
+
+    land = week_pairs.static.sel(channel="land_fraction").values
+    weights = cell_weights(week_pairs, region="land_fraction", region_min=0.5, area_weighted=True)
+    cos_lat = np.cos(np.deg2rad(week_pairs.target["lat"].values))
+    expected = (land >= 0.5) * (cos_lat / cos_lat.mean())[:, None]
+    np.testing.assert_allclose(weights, expected, rtol=1e-6)
+    assert 0 < (land >= 0.5).mean() < 1  # both land and sea in the domain
+    dataset = DownscalingDataset(week_pairs, Normalizer.fit(week_pairs), cell_weights=weights)
+    np.testing.assert_allclose(dataset[3]["weight"][0].numpy(), expected, rtol=1e-6)
+    assert cell_weights(week_pairs) is None
+    with pytest.raises(ConfigError, match="not among the static fields"):
+        cell_weights(week_pairs, region="orography", region_min=0)
+    with pytest.raises(ConfigError, match="no cell has"):
+        cell_weights(week_pairs, region="land_fraction", region_min=2.0)
+    with pytest.raises(ConfigError, match="shape"):
+        DownscalingDataset(week_pairs, Normalizer.fit(week_pairs), cell_weights=weights[:-1])
 
 
 def torch_any_nan(tensor) -> bool:

@@ -264,4 +264,4 @@ def test_bad_options_and_inputs():
         Verification(weights="area")
     ensemble, truth = ensemble_case(members=2)
     with pytest.raises(DataError, match="dims"):
-        Verification().score(ensemble.rename(member="sample"), truth)
+        Verification().score(ensemble.rename(member="draw"), truth)

@@ -77,7 +77,13 @@ def train(config: str, output_dir: str | None, epochs: int | None, resume: bool)
 @click.option("--regrid", is_flag=True, help="Interpolate input that is not on the model's coarse grid onto it.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, mps.")
-def downscale(checkpoint: str, input_path: str, output: str, rename: tuple[str, ...], regrid: bool, batch_size: int, device: str) -> None:
+@click.option("--samples", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Ensemble members per input for a stochastic model (a 'sample' dimension).")
+@click.option("--seed", type=int, help="Seed for the samples, so that a rerun draws the same ones.")
+def downscale(
+    checkpoint: str, input_path: str, output: str, rename: tuple[str, ...], regrid: bool, batch_size: int, device: str,
+    samples: int, seed: int | None,
+) -> None:
     """Downscale the coarse data in INPUT (NetCDF or Zarr) with the model in CHECKPOINT."""
     from dl4ds.checkpoint import load_model
     from dl4ds.inference.downscale import downscale as run_downscale
@@ -92,7 +98,7 @@ def downscale(checkpoint: str, input_path: str, output: str, rename: tuple[str, 
     model = load_model(checkpoint)
     result = run_downscale(
         model, open_data(input_path), rename=mapping, regrid=regrid, batch_size=batch_size, device=device,
-        progress=sys.stderr.isatty(),
+        samples=samples, seed=seed, progress=sys.stderr.isatty(),
     )
     write_netcdf(result, output)
     dims = ", ".join(f"{d}: {n}" for d, n in result.sizes.items())

@@ -11,7 +11,7 @@ Example (paths are relative to the YAML file; ``bundled:NAME`` opens bundled dat
       val_period: ["2019-03-22", "2019-03-24"]
       test_period: ["2019-03-25", "2019-03-31"]
     model: {name: resnet_spc}
-    training: {epochs: 30, batch_size: 16, loss: mae}
+    training: {epochs: 30, batch_size: 16, loss: mae, lr_schedule: {name: cosine, warmup_epochs: 2}}
     output_dir: runs/era5_uk
 """
 
@@ -26,6 +26,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dl4ds.errors import ConfigError
+from dl4ds.training.cgan import GANOptions
+from dl4ds.training.losses import create_loss
+from dl4ds.training.schedules import EarlyStopping, LRSchedule
 
 Period = tuple[str, str]
 
@@ -96,22 +99,84 @@ class ModelConfig(_Strict):
     )
 
 
+class LossRegion(_Strict):
+    """The cells the training loss sees: where the static field ``variable`` lies in [min, max] (physical units)."""
+
+    variable: str = Field(description="a static field, e.g. land_fraction")
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> LossRegion:
+        if self.min is None and self.max is None:
+            raise ValueError(f"loss_region on {self.variable!r} needs min and/or max, e.g. min: 0.5")
+        return self
+
+
 class TrainingConfig(_Strict):
-    loss: Literal["mae", "mse"] = "mae"
+    """The trainer and its options; see :class:`dl4ds.training.Trainer` and :class:`dl4ds.training.GANOptions`."""
+
+    trainer: Literal["supervised", "cgan"] = "supervised"
+    loss: str | dict[str, float] = Field(default="mae", description="a loss name or weighted terms, e.g. {mae: 1, spectral: 0.1}")
     learning_rate: float = Field(default=1e-3, gt=0)
     epochs: int = Field(default=30, ge=1)
     batch_size: int = Field(default=16, ge=1)
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    lr_schedule: LRSchedule = LRSchedule()
+    early_stopping: EarlyStopping | None = None
+    ensemble_size: int = Field(default=1, ge=1, description="generator samples per input in each step")
+    grad_clip: float | None = Field(default=None, gt=0)
+    ema_decay: float | None = Field(default=None, gt=0, lt=1)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 0
     device: str = "cpu"
     num_workers: int = Field(default=0, ge=0)
     channels_last: bool = True
+    checkpoint_every: int = Field(default=1, ge=1)
+    tensorboard: bool = False
+    loss_region: LossRegion | None = None
+    area_weighted: bool = Field(default=False, description="weight the loss by cos(latitude)")
+    gan: GANOptions | None = Field(default=None, description="options of the cgan trainer")
+
+    @field_validator("lr_schedule", mode="before")
+    @classmethod
+    def _schedule_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, value: str | dict[str, float]) -> str | dict[str, float]:
+        try:
+            create_loss(value)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _gan_only_for_cgan(self) -> TrainingConfig:
+        if self.gan is not None and self.trainer != "cgan":
+            raise ValueError("a 'gan' section needs trainer: cgan; remove it or set trainer: cgan")
+        return self
+
+    def trainer_options(self) -> dict[str, Any]:
+        """Keyword arguments of the chosen trainer's constructor (without checkpoint_dir and progress)."""
+        options = self.model_dump(exclude={"trainer", "loss_region", "area_weighted", "gan"})
+        if self.trainer == "cgan":
+            options["gan"] = self.gan or GANOptions()
+        return options
+
+
+class EvaluationConfig(_Strict):
+    samples: int | None = Field(
+        default=None, ge=1,
+        description="ensemble members per test input for stochastic networks; default 10 for them, 1 otherwise",
+    )
 
 
 class ExperimentConfig(_Strict):
     data: DataConfig
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     output_dir: str = "runs/experiment"
 
     @classmethod

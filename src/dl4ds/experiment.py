@@ -7,22 +7,27 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import xarray as xr
 
 from dl4ds.atomic import atomic_path
 from dl4ds.config import ExperimentConfig
 from dl4ds.data.normalization import Normalizer
 from dl4ds.data.pairing import MOS, PairedData, PerfectProg
-from dl4ds.data.torch_dataset import DownscalingDataset
+from dl4ds.data.torch_dataset import DownscalingDataset, cell_weights
 from dl4ds.evaluation.baselines import create_baseline, list_baselines
 from dl4ds.evaluation.evaluate import Evaluation, baseline_predictions, headline_scores
 from dl4ds.evaluation.report import write_report
 from dl4ds.inference.downscale import downscale
 from dl4ds.io import open_data, write_netcdf
 from dl4ds.model import DownscalingModel
-from dl4ds.training.trainer import BEST_CHECKPOINT, SupervisedTrainer
+from dl4ds.training import TRAINERS
+from dl4ds.training.trainer import BEST_CHECKPOINT
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_SAMPLES = 10
+"""Ensemble members drawn per test input to verify a stochastic network when the config does not say."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class Experiment:
         test = None if data_config.test_period is None else paired.select_time(*data_config.test_period, role="test_period")
         normalizer = Normalizer.fit(train)
         model_config = self.config.model
+        training = self.config.training
+        torch.manual_seed(training.seed)  # the weights' initialisation, so a seed gives the same run in any process
         model = DownscalingModel.build(
             model_config.name, train, normalizer, params=model_config.params, config=self.config.to_dict(),
             time_window=model_config.time_window,
@@ -84,14 +91,26 @@ class Experiment:
             self.config.model.name, sum(p.numel() for p in model.parameters()), train.target.sizes["time"],
             0 if val is None else val.target.sizes["time"],
         )
-        trainer = SupervisedTrainer(**self.config.training.model_dump(), checkpoint_dir=self.output_dir / "checkpoints", progress=progress)
+        trainer = TRAINERS[training.trainer](
+            **training.trainer_options(), checkpoint_dir=self.output_dir / "checkpoints", progress=progress
+        )
+        region = training.loss_region
+        weights = cell_weights(
+            train,
+            region=None if region is None else region.variable,
+            region_min=None if region is None else region.min,
+            region_max=None if region is None else region.max,
+            area_weighted=training.area_weighted,
+        )
+        window = model_config.time_window
         trainer.fit(
             model,
-            DownscalingDataset(train, normalizer, data_config.patch_size, model_config.time_window),
-            None if val is None else DownscalingDataset(val, normalizer, time_window=model_config.time_window),
+            DownscalingDataset(train, normalizer, data_config.patch_size, window, cell_weights=weights),
+            None if val is None else DownscalingDataset(val, normalizer, time_window=window, cell_weights=weights),
             resume=resume,
         )
-        metrics = None if test is None else verify(model, test, self.output_dir, train)
+        samples = self.config.evaluation.samples or (DEFAULT_SAMPLES if model.stochastic else 1)
+        metrics = None if test is None else verify(model, test, self.output_dir, train, samples=samples, seed=training.seed)
         return ExperimentResult(model=model, output_dir=self.output_dir, metrics=metrics)
 
     @property
@@ -109,8 +128,20 @@ def coarse_inputs_dataset(data: PairedData) -> xr.Dataset:
     )
 
 
-def verify(model: DownscalingModel, test: PairedData, output_dir: Path, train: PairedData | None = None) -> dict[str, dict[str, float]]:
+def verify(
+    model: DownscalingModel,
+    test: PairedData,
+    output_dir: Path,
+    train: PairedData | None = None,
+    *,
+    samples: int = 1,
+    seed: int | None = None,
+) -> dict[str, dict[str, float]]:
     """Verify the network on ``test`` against the baseline ladder; write predictions, metrics and a report.
+
+    A stochastic network is verified as an ensemble of ``samples`` members
+    (a ``sample`` dimension, drawn with ``seed``), which adds the CRPS,
+    spread-skill ratio and rank histogram to its scores.
 
     Baselines are fitted on ``train`` (all of them), or without training data
     only the interpolation ones. Writes ``test_downscaled.nc``,
@@ -121,7 +152,7 @@ def verify(model: DownscalingModel, test: PairedData, output_dir: Path, train: P
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     meta = model.metadata
-    predicted = downscale(model, coarse_inputs_dataset(test))
+    predicted = downscale(model, coarse_inputs_dataset(test), samples=samples, seed=seed)
     names = [name for name in list_baselines() if train is not None or not create_baseline(name).requires_fit]
     predictions = {meta.architecture: predicted} | baseline_predictions(names, train if train is not None else test, test)
     truth = xr.Dataset(

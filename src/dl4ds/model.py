@@ -15,7 +15,7 @@ from dl4ds.data.grid import Grid
 from dl4ds.data.normalization import Normalizer
 from dl4ds.data.pairing import PairedData
 from dl4ds.errors import ConfigError
-from dl4ds.models.blocks import OutputActivation
+from dl4ds.models.blocks import FieldDropout, NoiseInjection, OutputActivation
 from dl4ds.models.localized import LocalizedLinear
 
 
@@ -192,6 +192,15 @@ class DownscalingModel(nn.Module):
     def temporal(self) -> bool:
         """True for spatio-temporal networks, which take windows of ``metadata.time_window`` frames."""
         return _is_temporal(self.network)
+
+    @property
+    def stochastic(self) -> bool:
+        """True when repeated predictions differ: the network injects noise or uses Monte-Carlo dropout."""
+        return any(
+            (isinstance(module, NoiseInjection) and module.channels > 0)
+            or (isinstance(module, FieldDropout) and module.always_on)
+            for module in self.network.modules()
+        )
 
     def forward(self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> torch.Tensor:
         """Map normalised coarse inputs to normalised fine fields.

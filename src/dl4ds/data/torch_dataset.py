@@ -23,7 +23,9 @@ class DownscalingDataset(Dataset[Sample]):
     - ``static``: (static channels, h * scale, w * scale), zero channels if none;
     - ``y``: (variables, h * scale, w * scale) targets, NaN filled with 0, or
       (T, variables, h * scale, w * scale) for a window;
-    - ``mask``: same shape as ``y``, True where the target is valid;
+    - ``weight``: same shape as ``y``, the loss weight of each cell: 0 where
+      the target is missing (NaN) or outside the region, else ``cell_weights``
+      (1 by default);
     - ``offset``: (2,) row and column of the sample's first fine cell in the
       full fine grid (for layers tied to absolute grid position).
 
@@ -40,7 +42,12 @@ class DownscalingDataset(Dataset[Sample]):
     """
 
     def __init__(
-        self, data: PairedData, normalizer: Normalizer, patch_size: tuple[int, int] | None = None, time_window: int | None = None
+        self,
+        data: PairedData,
+        normalizer: Normalizer,
+        patch_size: tuple[int, int] | None = None,
+        time_window: int | None = None,
+        cell_weights: np.ndarray | None = None,
     ) -> None:
         self.scale = data.scale
         steps = data.target.sizes["time"]
@@ -63,7 +70,15 @@ class DownscalingDataset(Dataset[Sample]):
         self.patch_size = patch_size
         self.x = torch.from_numpy(normalizer.normalize_inputs(data.inputs.values))
         target = data.target.values
-        self.mask = torch.from_numpy(~np.isnan(target))
+        weight = (~np.isnan(target)).astype(np.float32)
+        if cell_weights is not None:
+            if cell_weights.shape != fine_shape or not np.all(cell_weights >= 0):
+                raise ConfigError(
+                    f"cell_weights must be non-negative numbers on the fine grid, shape {fine_shape}; "
+                    f"got shape {cell_weights.shape}"
+                )
+            weight *= cell_weights.astype(np.float32)
+        self.weight = torch.from_numpy(weight)
         self.y = torch.from_numpy(np.nan_to_num(normalizer.target.normalize(target, 1), nan=0.0))
         if data.static is None:
             self.static = torch.zeros((0, *fine_shape))
@@ -93,6 +108,55 @@ class DownscalingDataset(Dataset[Sample]):
             "x": self.x[steps][..., coarse[0], coarse[1]],
             "static": self.static[:, fine[0], fine[1]],
             "y": self.y[steps][..., fine[0], fine[1]],
-            "mask": self.mask[steps][..., fine[0], fine[1]],
+            "weight": self.weight[steps][..., fine[0], fine[1]],
             "offset": torch.tensor([row, col]),
         }
+
+
+def cell_weights(
+    data: PairedData,
+    *,
+    region: str | None = None,
+    region_min: float | None = None,
+    region_max: float | None = None,
+    area_weighted: bool = False,
+) -> np.ndarray | None:
+    """(H, W) loss weights on the fine grid of ``data``: a region of a static field and/or cos(latitude).
+
+    Args:
+        data: paired data with the static fields.
+        region: name of a static field (e.g. ``"land_fraction"``) that
+            selects the cells the loss sees: those with ``region_min <= value
+            <= region_max`` (physical units; either bound may be None).
+        area_weighted: weight cells by cos(latitude), normalised to mean 1 over
+            the grid, so every square kilometre counts the same.
+
+    Returns:
+        float32 weights, or None when neither option is used.
+    """
+    if region is None and not area_weighted:
+        return None
+    weights = np.ones(data.fine_grid.shape, dtype=np.float32)
+    if region is not None:
+        if region not in data.static_variables:
+            raise ConfigError(
+                f"loss region {region!r} is not among the static fields {list(data.static_variables)}; "
+                "name one of them, or add the field to data.static"
+            )
+        if region_min is None and region_max is None:
+            raise ConfigError(f"loss region {region!r} needs region_min and/or region_max, e.g. region_min: 0.5")
+        values = data.static.sel(channel=region).values  # type: ignore[union-attr]
+        inside = np.ones(values.shape, dtype=bool)
+        if region_min is not None:
+            inside &= values >= region_min
+        if region_max is not None:
+            inside &= values <= region_max
+        if not inside.any():
+            raise ConfigError(
+                f"no cell has {region_min} <= {region} <= {region_max}; widen the loss region's bounds"
+            )
+        weights *= inside
+    if area_weighted:
+        cos_lat = np.cos(np.deg2rad(data.target["lat"].values)).clip(min=0.0)
+        weights *= (cos_lat / cos_lat.mean()).astype(np.float32)[:, None]
+    return weights

@@ -21,7 +21,7 @@ __all__ = ["MEMBER_DIMS", "WeightOption", "align", "area_weights", "data_units",
 
 WeightOption = Literal["latitude"] | None
 
-MEMBER_DIMS = ("member", "number", "realization", "ensemble")
+MEMBER_DIMS = ("member", "number", "realization", "ensemble", "sample")
 
 # Spellings of the same unit that should not be reported as a units mismatch.
 _UNIT_ALIASES = {

@@ -59,15 +59,21 @@ def baseline_predictions(names: Sequence[str], train: PairedData, test: PairedDa
 
 
 def headline_scores(scores: Mapping[str, Scores]) -> dict[str, dict[str, float]]:
-    """``{model: {metric: value}}`` of the :data:`HEADLINE_METRICS`, keyed ``model/variable`` for several variables."""
+    """``{model: {metric: value}}`` of the :data:`HEADLINE_METRICS` and ``crps``, keyed ``model/variable`` for several variables.
+
+    The CRPS of a deterministic prediction is its MAE, so every model of the
+    ladder gets one and ensembles compare directly with single fields.
+    """
     several = len(scores) > 1
-    return {
-        f"{model}/{variable}" if several else model: {
-            metric: float(result.overall[metric].sel(model=model)) for metric in HEADLINE_METRICS
-        }
-        for variable, result in scores.items()
-        for model in result.models
-    }
+    headline = {}
+    for variable, result in scores.items():
+        for model in result.models:
+            overall = result.overall.sel(model=model)
+            values = {metric: float(overall[metric]) for metric in HEADLINE_METRICS}
+            crps = float(overall["crps"]) if "crps" in overall else float("nan")
+            values["crps"] = crps if np.isfinite(crps) else values["mae"]
+            headline[f"{model}/{variable}" if several else model] = values
+    return headline
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 
 import numpy as np
@@ -17,7 +18,7 @@ from dl4ds.checkpoint import load_model
 from dl4ds.data.fields import as_dataset, check_variables
 from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, latitude_descending, standardize
 from dl4ds.data.regrid import regrid as regrid_field
-from dl4ds.errors import DataError
+from dl4ds.errors import ConfigError, DataError
 from dl4ds.model import DownscalingModel, ModelMetadata
 
 
@@ -29,6 +30,8 @@ def downscale(
     regrid: bool = False,
     batch_size: int = 64,
     device: str = "cpu",
+    samples: int = 1,
+    seed: int | None = None,
     progress: bool = False,
 ) -> xr.Dataset:
     """Downscale ``coarse`` with ``model`` and return the high-resolution fields.
@@ -49,6 +52,13 @@ def downscale(
             grid onto it. Without it such input is an error.
         batch_size: samples per forward pass.
         device: torch device for the network.
+        samples: for a stochastic model (``noise_channels`` or Monte-Carlo
+            dropout), the number of ensemble members drawn per input; they
+            form a leading ``sample`` dimension of the output. 1 gives one draw
+            and no extra dimension.
+        seed: seeds the draws, so the same seed gives the same samples (the
+            global random state is left as it was); None draws from torch's
+            global generator.
         progress: show a progress bar.
 
     Returns:
@@ -59,6 +69,13 @@ def downscale(
     if not isinstance(model, DownscalingModel):
         model = load_model(model)
     meta = model.metadata
+    if samples < 1:
+        raise ConfigError(f"samples={samples} must be at least 1")
+    if samples > 1 and not model.stochastic:
+        raise ConfigError(
+            f"samples={samples} asks for an ensemble, but the model {meta.architecture!r} is deterministic and would "
+            "repeat one field; train it with noise_channels (e.g. trainer cgan) or mc_dropout, or use samples=1"
+        )
     ds = as_dataset(coarse, role="coarse input")
     if rename:
         unknown = [name for name in rename if name not in ds.variables]
@@ -84,13 +101,31 @@ def downscale(
 
     samples_shape = (-1, field.sizes["time"]) if model.temporal else (-1,)
     values = field.values.reshape(*samples_shape, *field.shape[-3:])
-    fine_values = _predict(model, values, grid, batch_size, torch.device(device), progress)
+    with _seeded(seed, torch.device(device)):
+        draws = [_predict(model, values, grid, batch_size, torch.device(device), progress) for _ in range(samples)]
     fine_grid = grid.refine(meta.scale)
-    fine_values = fine_values.reshape(*field.shape[:-3], len(meta.target_variables), *fine_grid.shape)
+    shape = (*field.shape[:-3], len(meta.target_variables), *fine_grid.shape)
+    if samples > 1:
+        fine_values = np.stack([draw.reshape(shape) for draw in draws])
+        field = field.expand_dims(sample=np.arange(samples))
+        extra_dims, input_dims = ["sample", *extra_dims], ["sample", *input_dims]
+    else:
+        fine_values = draws[0].reshape(shape)
     output = _to_dataset(fine_values, field, extra_dims, fine_grid, meta).transpose(*input_dims, "lat", "lon")
     if descending:
         output = output.isel(lat=slice(None, None, -1))
     return output
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seed torch's generator for the block and restore its state afterwards; nothing when ``seed`` is None."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def _check_inputs(ds: xr.Dataset, meta: ModelMetadata) -> None:

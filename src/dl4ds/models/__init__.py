@@ -3,9 +3,12 @@
 Importing this package registers every architecture (see
 :mod:`dl4ds.models.networks` for the naming scheme); :func:`list_models`
 names them and :func:`model_parameters` gives their parameters and defaults.
+:class:`ConditionalDiscriminator` judges generated fields for conditional
+adversarial training.
 """
 
 from dl4ds.models import networks  # noqa: F401  (registers the architectures)
+from dl4ds.models.discriminator import ConditionalDiscriminator
 from dl4ds.models.registry import create, describe_model, list_models, model_parameters, register_model
 
-__all__ = ["create", "describe_model", "list_models", "model_parameters", "register_model"]
+__all__ = ["ConditionalDiscriminator", "create", "describe_model", "list_models", "model_parameters", "register_model"]

@@ -186,6 +186,32 @@ class FieldDropout(nn.Module):
         return f"rate={self.rate}, variant={self.variant!r}, always_on={self.always_on}"
 
 
+class NoiseInjection(nn.Module):
+    """Concatenation of ``channels`` maps of fresh standard normal noise: (B, C, h, w) -> (B, C + channels, h, w).
+
+    The noise is drawn with :func:`torch.randn` on the input's device and
+    dtype, from torch's global generator, at every call and in training and
+    evaluation mode alike: a network holding it is a stochastic generator whose
+    samples differ from call to call, and ``torch.manual_seed(s)`` before a
+    forward pass makes a sample repeatable. With ``channels = 0`` it returns
+    its input unchanged and draws nothing.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels == 0:
+            return x
+        batch, _, height, width = x.shape
+        noise = torch.randn(batch, self.channels, height, width, device=x.device, dtype=x.dtype)
+        return torch.cat([x, noise], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}"
+
+
 class StaticBranch(nn.Module):
     """Features of the static high-resolution fields: conv-ReLU-conv-ReLU.
 

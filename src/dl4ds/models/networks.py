@@ -14,6 +14,15 @@ Names follow the reference design, ``[rec]BACKBONE_UPSAMPLING``:
 Every combination is built (40 networks). U-Net runs on coarse grids too: it
 pads them to a multiple of ``2**depth`` and crops back, so post-upsampling
 U-Nets work at every scale and grid size.
+
+Every network takes ``noise_channels`` (default 0, deterministic). With
+``noise_channels = n > 0`` it is a stochastic generator, for conditional
+adversarial training and ensembles: n maps of standard normal noise join the
+backbone's input (on the coarse grid, or on the fine grid for ``pin``), and n
+fresh ones join the fine-resolution features in front of the output head (see
+:class:`dl4ds.models.blocks.NoiseInjection`). Noise is drawn in training and
+evaluation mode alike from torch's global generator, so repeated predictions
+differ and ``torch.manual_seed`` makes them repeatable.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from dl4ds.models.blocks import (
     OUTPUT_ACTIVATIONS,
     BlockOptions,
     GlobalSkip,
+    NoiseInjection,
     OutputActivation,
     OutputHead,
     StaticBranch,
@@ -67,6 +77,11 @@ class DownscalingNetwork(nn.Module):
     - ``spc``/``rc``/``dc``: the backbone runs on the coarse grid, the
       upsampler brings ``upsampled_filters`` feature maps to the fine grid, and
       the static branch's ``static_filters`` features are concatenated;
+    - with ``noise_channels = n > 0`` (a stochastic generator), n maps of
+      standard normal noise are concatenated to the backbone's input (after
+      the interpolation and the static fields for ``pin``, on the coarse grid
+      otherwise), and n fresh ones to the fine features in front of the output
+      head and the localized layer; with n = 0 no noise is drawn;
     - an output head (conv-ReLU-conv) fuses the fine features into the outputs;
     - optionally a localized layer adds a per-grid-point linear map of the
       fine features, the interpolated coarse targets are added (global skip),
@@ -98,9 +113,11 @@ class DownscalingNetwork(nn.Module):
         localized_grid: Sequence[int] | None,
         static_filters: int = 16,
         upsampled_filters: int = 8,
+        noise_channels: int = 0,
     ) -> None:
         super().__init__()
         check_choice(name, "interpolation", interpolation, INTERPOLATIONS)
+        check_minimum(name, 0, noise_channels=noise_channels)
         check_minimum(name, 1, **{k: v for k, v in backbone_params.items() if k in ("n_filters", "growth_rate", "kernel_size")})
         check_minimum(name, 0, **{k: v for k, v in backbone_params.items() if k in ("n_blocks", "depth", "layers_per_block")})
         if backbone_params.get("kernel_size", 1) % 2 == 0:
@@ -112,20 +129,25 @@ class DownscalingNetwork(nn.Module):
         self.upsampling = upsampling
         self.interpolation = interpolation
 
+        self.input_noise = NoiseInjection(noise_channels)
         if upsampling == "pin":
-            self.backbone = BACKBONES[backbone](in_channels + static_channels, options, **backbone_params)
+            backbone_inputs = in_channels + static_channels + noise_channels
+            self.backbone = BACKBONES[backbone](backbone_inputs, options, **backbone_params)
             self.upsampler = None
             self.static_branch = None
             fused = self.backbone.out_channels
         else:
             check_minimum(name, 1, static_filters=static_filters, upsampled_filters=upsampled_filters)
-            self.backbone = BACKBONES[backbone](in_channels, options, **backbone_params)
+            self.backbone = BACKBONES[backbone](in_channels + noise_channels, options, **backbone_params)
             upsampler = _UPSAMPLERS[upsampling]
             self.upsampler = upsampler(self.backbone.out_channels, upsampled_filters, scale)
             self.static_branch = StaticBranch(static_channels, static_filters) if static_channels > 0 else None
             fused = upsampled_filters + (static_filters if static_channels > 0 else 0)
-        self.output_head = OutputHead(fused, fused, out_channels)
-        self.localized = LocalizedLinear(fused, out_channels, _grid_shape(name, localized_grid)) if localized else None
+        self.feature_noise = NoiseInjection(noise_channels)
+        head_inputs = fused + noise_channels
+        self.output_head = OutputHead(head_inputs, fused, out_channels)
+        grid = _grid_shape(name, localized_grid) if localized else None
+        self.localized = LocalizedLinear(head_inputs, out_channels, grid) if grid is not None else None
         self.global_skip = GlobalSkip(name, scale, in_channels, out_channels, interpolation) if global_skip else None
         activations = _activations(name, output_activation, out_channels)
         self.output_activation = None if set(activations) == {"none"} else OutputActivation(activations)
@@ -142,7 +164,8 @@ class DownscalingNetwork(nn.Module):
                 samples cover the whole training grid.
 
         Returns:
-            (B, out_channels, h * scale, w * scale) fine-resolution fields.
+            (B, out_channels, h * scale, w * scale) fine-resolution fields; a
+            new sample at every call when the network injects noise.
 
         Raises:
             ValueError: inputs of the wrong shape, or ``static`` missing.
@@ -150,11 +173,13 @@ class DownscalingNetwork(nn.Module):
         check_inputs(x, static, scale=self.scale, in_channels=self.in_channels, static_channels=self.static_channels)
         if self.upsampling == "pin":
             interpolated = upsample(x, self.scale, self.interpolation)  # type: ignore[arg-type]
-            features = self.backbone(interpolated if static is None else torch.cat([interpolated, static], dim=1))
+            fine_inputs = interpolated if static is None else torch.cat([interpolated, static], dim=1)
+            features = self.backbone(self.input_noise(fine_inputs))
         else:
-            features = self.upsampler(self.backbone(x))
+            features = self.upsampler(self.backbone(self.input_noise(x)))
             if self.static_branch is not None:
                 features = torch.cat([features, self.static_branch(static)], dim=1)
+        features = self.feature_noise(features)  # fresh fine-grid noise maps in front of the head
         out = self.output_head(features)
         if self.localized is not None:
             out = out + self.localized(features, offset)
@@ -173,6 +198,8 @@ class RecurrentDownscalingNetwork(nn.Module):
     state, then go through a :class:`DownscalingNetwork`, so each predicted
     frame sees the whole window. The coarse targets stay the first inputs of
     the spatial network, so its global skip still adds their interpolation.
+    With ``noise_channels > 0`` the spatial network injects the noise, drawn
+    independently for every frame; the ConvLSTM sees none.
     """
 
     temporal = True
@@ -283,6 +310,7 @@ def _signature(backbone: str, upsampling: str, temporal: bool) -> inspect.Signat
     if temporal:
         parameters.append(_keyword("lstm_filters", 8))
     parameters += [
+        _keyword("noise_channels", 0),
         _keyword("global_skip", True),
         _keyword("interpolation", "bicubic"),
         _keyword("output_activation", "none"),

@@ -1,6 +1,24 @@
-"""Training: losses and trainers."""
+"""Training: content losses, the training loop, supervised and conditional adversarial trainers."""
 
-from dl4ds.training.losses import get_loss, masked_mae, masked_mse
-from dl4ds.training.trainer import SupervisedTrainer, TrainingHistory
+from dl4ds.training.cgan import CGANTrainer, GANOptions
+from dl4ds.training.history import EpochRecord, TrainingHistory
+from dl4ds.training.losses import CompositeLoss, create_loss, list_losses
+from dl4ds.training.schedules import EarlyStopping, LRSchedule
+from dl4ds.training.trainer import SupervisedTrainer, Trainer
 
-__all__ = ["SupervisedTrainer", "TrainingHistory", "get_loss", "masked_mae", "masked_mse"]
+TRAINERS: dict[str, type[Trainer]] = {"supervised": SupervisedTrainer, "cgan": CGANTrainer}
+
+__all__ = [
+    "CGANTrainer",
+    "CompositeLoss",
+    "EarlyStopping",
+    "EpochRecord",
+    "GANOptions",
+    "LRSchedule",
+    "SupervisedTrainer",
+    "TRAINERS",
+    "Trainer",
+    "TrainingHistory",
+    "create_loss",
+    "list_losses",
+]

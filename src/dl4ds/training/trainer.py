@@ -1,128 +1,201 @@
-"""Supervised training with validation, checkpoints and resume."""
+"""The training loop: schedules, early stopping, EMA, mixed precision, checkpoints and exact resume.
+
+:class:`Trainer` runs epochs and owns everything that must survive an
+interruption; a subclass defines one optimisation step.
+:class:`SupervisedTrainer` minimises a content loss;
+:class:`dl4ds.training.cgan.CGANTrainer` adds a conditional discriminator.
+"""
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from dl4ds.atomic import atomic_path
 from dl4ds.checkpoint import read_checkpoint, save_checkpoint
 from dl4ds.data.torch_dataset import DownscalingDataset, Sample
 from dl4ds.errors import CheckpointError, ConfigError
 from dl4ds.model import DownscalingModel
-from dl4ds.training.losses import get_loss
+from dl4ds.training.history import EpochRecord, TensorBoardLog, TrainingHistory
+from dl4ds.training.losses import CompositeLoss, create_loss
+from dl4ds.training.schedules import EarlyStopping, LRSchedule, Scheduler, step_scheduler
 
 logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
+HISTORY_CSV = "history.csv"
+LEARNING_CURVES = "learning_curves.png"
+
+Precision = Literal["fp32", "bf16", "fp16"]
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-@dataclass
-class EpochRecord:
-    """Losses of one epoch, in normalised units (the loss is computed on standardised fields)."""
+class Batch:
+    """A batch on the device: coarse ``x``, ``static`` (None without static fields), ``offset``, target ``y``, ``weight``.
 
-    epoch: int
-    train_loss: float
-    val_loss: float | None
-    learning_rate: float
-    seconds: float
+    Shapes as in :class:`DownscalingDataset`, with a leading batch dimension B.
+    """
+
+    def __init__(self, sample: Sample, device: torch.device, memory_format: torch.memory_format) -> None:
+        self.static = sample["static"].to(device, memory_format=memory_format) if sample["static"].shape[1] else None
+        x = sample["x"]
+        # Windows (B, T, C, h, w) of spatio-temporal networks keep the standard layout.
+        self.x = x.to(device, memory_format=memory_format) if x.ndim == 4 else x.to(device)
+        self.offset = sample["offset"].to(device)
+        self.y = sample["y"].to(device)
+        self.weight = sample["weight"].to(device)
 
     @property
-    def monitored(self) -> float:
-        """The loss that selects the best epoch: validation loss, or training loss without validation."""
-        return self.val_loss if self.val_loss is not None else self.train_loss
+    def size(self) -> int:
+        return self.x.shape[0]
+
+    def frames(self, field: torch.Tensor) -> torch.Tensor:
+        """(B, V, H, W) fields, or (B, T, V, H, W) windows flattened to (B*T, V, H, W)."""
+        return field.flatten(0, 1) if field.ndim == 5 else field
+
+    def condition(self, members: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The coarse inputs (B'*K, C, h, w) and static fields (B'*K, S, H, W) of each frame, repeated per member.
+
+        B' = B, or B*T for windows; the order matches :meth:`Trainer.generate` flattened to (B'*K, ...).
+        """
+        coarse = self.frames(self.x)
+        static = self.static
+        if static is not None and self.x.ndim == 5:
+            static = static.repeat_interleave(self.x.shape[1], 0)
+        if members > 1:
+            coarse = coarse.repeat_interleave(members, 0)
+            static = None if static is None else static.repeat_interleave(members, 0)
+        return coarse, static
 
 
-@dataclass
-class TrainingHistory:
-    epochs: list[EpochRecord] = field(default_factory=list)
-
-    @property
-    def best(self) -> EpochRecord | None:
-        """The epoch with the lowest validation loss (or training loss without validation)."""
-        if not self.epochs:
-            return None
-        return min(self.epochs, key=lambda r: r.monitored)
-
-    def to_list(self) -> list[dict]:
-        return [asdict(record) for record in self.epochs]
-
-    @classmethod
-    def from_list(cls, records: list[dict]) -> TrainingHistory:
-        return cls([EpochRecord(**record) for record in records])
-
-    def write_csv(self, path: str | os.PathLike[str]) -> None:
-        with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=[f for f in EpochRecord.__dataclass_fields__])
-            writer.writeheader()
-            writer.writerows(self.to_list())
-
-
-class SupervisedTrainer:
-    """Trains a :class:`DownscalingModel` by minimising a masked pixel loss with Adam.
+class Trainer(ABC):
+    """Trains a :class:`DownscalingModel` in place; subclasses define :meth:`train_step`.
 
     Args:
-        loss: ``"mae"`` or ``"mse"``, computed on normalised fields over valid cells.
+        loss: content loss, a name (``"mae"``) or weighted terms
+            (``{"mae": 1.0, "spectral": 0.1}``); see :mod:`dl4ds.training.losses`.
+            Computed on normalised fields over cells with truth, weighted by
+            the samples' ``weight``.
         learning_rate: Adam's initial learning rate.
-        epochs: number of passes over the training samples.
+        epochs: maximum number of passes over the training samples.
         batch_size: samples per optimisation step.
-        lr_schedule: ``"cosine"`` (decay to 1% of the initial rate over the run)
-            or ``"constant"``.
-        seed: seeds torch's generator (weights, shuffling, patch positions).
+        lr_schedule: a name (``"cosine"``, ``"step"``, ``"plateau"``,
+            ``"constant"``) or the options of :class:`LRSchedule`.
+        early_stopping: None, or the options of :class:`EarlyStopping` (e.g.
+            ``{"patience": 5}``); the best epoch's weights are restored either way.
+        ensemble_size: K generator samples per input in each step, compared with
+            the truth by an ensemble loss such as ``"crps"``; K > 1 needs a
+            stochastic network (``noise_channels`` or Monte-Carlo dropout).
+        grad_clip: clip the gradients' global norm to this value; None does not clip.
+        ema_decay: keep an exponential moving average of the weights with this
+            decay per step (e.g. 0.999); validation, ``best.pt`` and the
+            returned model use the averaged weights. None keeps none.
+        precision: ``"fp32"``, or mixed precision with ``"bf16"`` (CPU, recent
+            GPUs) or ``"fp16"`` (GPUs, with loss scaling).
+        seed: seeds torch's generator (shuffling, patch positions, noise,
+            discriminator weights); the same seed gives bit-identical results
+            on the CPU.
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         num_workers: DataLoader worker processes.
         channels_last: keep weights and batches in the channels-last memory
-            format, which makes the convolutions 10-30% faster on CPUs
-            (``benchmarks/training_throughput.py --channels-last``). The results
-            do not depend on it beyond floating-point rounding.
-        checkpoint_dir: where ``last.pt`` (every epoch, with the optimiser state
-            for resuming), ``best.pt`` (lowest validation loss) and
-            ``history.csv`` are written; None writes nothing.
+            format, which makes convolutions 10-30% faster on CPUs
+            (``benchmarks/training_throughput.py --channels-last``).
+        checkpoint_dir: where ``best.pt`` (best epoch), ``last.pt`` (weights
+            and the full training state, for resuming), ``history.csv``,
+            ``learning_curves.png`` and optionally ``tensorboard/`` are
+            written; None writes nothing.
+        checkpoint_every: write ``last.pt`` and the curves every this many
+            epochs, and always after the last one.
+        tensorboard: also log to TensorBoard (``checkpoint_dir/tensorboard``).
         progress: show a progress bar.
     """
 
     def __init__(
         self,
         *,
-        loss: str = "mae",
+        loss: str | Mapping[str, float] = "mae",
         learning_rate: float = 1e-3,
         epochs: int = 30,
         batch_size: int = 16,
-        lr_schedule: Literal["cosine", "constant"] = "cosine",
+        lr_schedule: str | Mapping[str, Any] | LRSchedule = "cosine",
+        early_stopping: Mapping[str, Any] | EarlyStopping | None = None,
+        ensemble_size: int = 1,
+        grad_clip: float | None = None,
+        ema_decay: float | None = None,
+        precision: Precision = "fp32",
         seed: int = 0,
         device: str = "cpu",
         num_workers: int = 0,
         channels_last: bool = True,
         checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+        tensorboard: bool = False,
         progress: bool = True,
     ) -> None:
-        self.loss_fn = get_loss(loss)
-        if lr_schedule not in ("cosine", "constant"):
-            raise ConfigError(f"unknown lr_schedule {lr_schedule!r}; choose 'cosine' or 'constant'")
-        if epochs < 1 or batch_size < 1 or learning_rate <= 0:
-            raise ConfigError("epochs and batch_size must be >= 1 and learning_rate > 0")
+        if epochs < 1 or batch_size < 1 or learning_rate <= 0 or ensemble_size < 1 or checkpoint_every < 1:
+            raise ConfigError("epochs, batch_size, ensemble_size and checkpoint_every must be >= 1 and learning_rate > 0")
+        if grad_clip is not None and grad_clip <= 0:
+            raise ConfigError(f"grad_clip={grad_clip} must be a positive gradient norm, or None not to clip")
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ConfigError(f"ema_decay={ema_decay} must lie in (0, 1), e.g. 0.999, or be None for no averaging")
+        if tensorboard and checkpoint_dir is None:
+            raise ConfigError("tensorboard: true needs a checkpoint_dir to write the logs into")
+        self.loss: CompositeLoss = create_loss(loss)
         self.learning_rate = learning_rate
         self.epochs = epochs
         self.batch_size = batch_size
-        self.lr_schedule = lr_schedule
-        self.seed = seed
+        self.lr_schedule = LRSchedule.parse(lr_schedule, "lr_schedule")
+        self.early_stopping = None if early_stopping is None else EarlyStopping.parse(early_stopping, "early_stopping")
+        self.ensemble_size = ensemble_size
+        self.grad_clip = grad_clip
+        self.ema_decay = ema_decay
         self.device = torch.device(device)
+        self.precision = _check_precision(precision, self.device)
+        self.seed = seed
         self.num_workers = num_workers
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_every = checkpoint_every
+        self.tensorboard = tensorboard
         self.progress = progress
         self.history = TrainingHistory()
+        self.ema: AveragedModel | None = None
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+
+    # ----------------------------------------------------------------- subclass interface
+
+    @abstractmethod
+    def train_step(self, model: DownscalingModel, batch: Batch) -> dict[str, float]:
+        """One optimisation step on ``batch``; returns ``{"loss": content loss, other terms...}``."""
+
+    def components(self, model: DownscalingModel, train: DownscalingDataset) -> dict[str, Any]:
+        """Objects with a ``state_dict`` that a resumed run must restore, created at the start of :meth:`fit`."""
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        self.optimizer = optimizer
+        self.scheduler: Scheduler = self.lr_schedule.build(optimizer, self.epochs)
+        parts: dict[str, Any] = {"optimizer": optimizer, "scheduler": self.scheduler, "scaler": self.scaler}
+        if self.ema_decay is not None:
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=True)
+            parts["ema"] = self.ema
+        return parts
+
+    def end_epoch(self, monitored: float) -> None:
+        """Advance the schedules after an epoch."""
+        step_scheduler(self.scheduler, monitored)
+
+    # ----------------------------------------------------------------- the loop
 
     def fit(
         self,
@@ -132,106 +205,201 @@ class SupervisedTrainer:
         *,
         resume: bool = False,
     ) -> DownscalingModel:
-        """Train ``model`` in place and return it with the best weights loaded.
+        """Train ``model`` in place and return it, in eval mode, with the best epoch's weights.
 
-        With ``resume=True``, continues from ``checkpoint_dir/last.pt``: weights,
-        optimiser, schedule, random state, epoch and history.
+        With ``resume=True``, continues from ``checkpoint_dir/last.pt`` exactly
+        where the interrupted run left it: weights, optimisers, schedules,
+        loss scaling, weight average, random state, epoch and history.
         """
         torch.manual_seed(self.seed)
+        if self.ensemble_size > 1 and not model.stochastic:
+            raise ConfigError(
+                f"ensemble_size={self.ensemble_size} needs a stochastic network whose repeated predictions differ; "
+                "set the model parameter noise_channels (e.g. 4) or mc_dropout with a dropout rate"
+            )
         model.to(self.device, memory_format=self.memory_format)
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
-        scheduler = self._scheduler(optimizer)
-        start_epoch = 1
-        if resume:
-            start_epoch = self._restore(model, optimizer, scheduler)
+        self.history = TrainingHistory()
+        parts = self.components(model, train)
+        start_epoch = self._restore(model, parts) if resume else 1
         loader = DataLoader(
             train, batch_size=self.batch_size, shuffle=True, drop_last=len(train) > self.batch_size,
             num_workers=self.num_workers,
         )
+        board = None
+        if self.tensorboard:
+            assert self.checkpoint_dir is not None
+            board = TensorBoardLog(self.checkpoint_dir / "tensorboard", first_epoch=start_epoch)
         best = self.history.best
         best_loss = math.inf if best is None else best.monitored
         best_state: dict[str, torch.Tensor] | None = None
-        for epoch in range(start_epoch, self.epochs + 1):
-            started = time.perf_counter()
-            train_loss = self._train_epoch(model, loader, optimizer, epoch)
-            val_loss = None if val is None else self.evaluate_loss(model, val)
-            record = EpochRecord(epoch, train_loss, val_loss, optimizer.param_groups[0]["lr"], time.perf_counter() - started)
-            scheduler.step()
-            self.history.epochs.append(record)
-            logger.info(
-                "epoch %d/%d  train loss %.4f  val loss %s  (%.1f s)",
-                epoch, self.epochs, train_loss, "-" if val_loss is None else f"{val_loss:.4f}", record.seconds,
-            )
-            if self.checkpoint_dir is not None:
-                if record.monitored < best_loss:
-                    save_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT, model)
-                save_checkpoint(self.checkpoint_dir / LAST_CHECKPOINT, model, self._training_state(optimizer, scheduler, epoch))
-                self.history.write_csv(self.checkpoint_dir / "history.csv")
-            if record.monitored < best_loss:
-                best_loss = record.monitored
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        try:
+            for epoch in range(start_epoch, self.epochs + 1):
+                if self._stopped():
+                    break
+                record = self._epoch(model, loader, val, epoch)
+                self.end_epoch(record.monitored)
+                self.history.epochs.append(record)
+                if board is not None:
+                    board.write(record)
+                improved = record.monitored < best_loss
+                if improved:
+                    best_loss = record.monitored
+                    best_state = {k: v.detach().clone() for k, v in self.evaluated(model).state_dict().items()}
+                self._save(model, parts, epoch, improved)
+        finally:
+            if board is not None:
+                board.close()
         if best_state is not None:
             model.load_state_dict(best_state)
         elif self.checkpoint_dir is not None and (self.checkpoint_dir / BEST_CHECKPOINT).exists():
-            # Resumed run whose best epoch came before the interruption.
+            # A resumed run whose best epoch came before the interruption.
             model.load_state_dict(read_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT)["state_dict"])
         # The standard layout, so the model predicts exactly like one loaded from its checkpoint.
         model.to(memory_format=torch.contiguous_format)
         model.eval()
         return model
 
-    def _train_epoch(self, model: DownscalingModel, loader: DataLoader, optimizer: torch.optim.Optimizer, epoch: int) -> float:
+    def _epoch(self, model: DownscalingModel, loader: DataLoader, val: DownscalingDataset | None, epoch: int) -> EpochRecord:
+        started = time.perf_counter()
+        learning_rate = self.optimizer.param_groups[0]["lr"]
         model.train()
-        total, count = 0.0, 0
+        sums: dict[str, float] = {}
+        count = 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{self.epochs}", disable=not self.progress, leave=False, unit="batch")
-        for batch in bar:
-            x, static, offset, y, mask = self._unpack(batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(model(x, static, offset), y, mask)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * x.shape[0]
-            count += x.shape[0]
-            bar.set_postfix(loss=f"{total / count:.4f}")
-        return total / max(count, 1)
+        for sample in bar:
+            batch = Batch(sample, self.device, self.memory_format)
+            values = self.train_step(model, batch)
+            if not math.isfinite(values["loss"]):
+                raise FloatingPointError(
+                    f"the training loss became {values['loss']} in epoch {epoch}; lower the learning_rate, "
+                    "set grad_clip (e.g. 1.0), or use precision fp32"
+                )
+            for name, value in values.items():
+                sums[name] = sums.get(name, 0.0) + value * batch.size
+            count += batch.size
+            bar.set_postfix(loss=f"{sums['loss'] / count:.4f}")
+        means = {name: total / max(count, 1) for name, total in sums.items()}
+        train_loss = means.pop("loss")
+        val_loss = None if val is None else self.evaluate_loss(model, val)
+        record = EpochRecord(epoch, train_loss, val_loss, learning_rate, time.perf_counter() - started, means)
+        logger.info(
+            "epoch %d/%d  train loss %.4f  val loss %s  (%.1f s)",
+            epoch, self.epochs, train_loss, "-" if val_loss is None else f"{val_loss:.4f}", record.seconds,
+        )
+        return record
+
+    def _stopped(self) -> bool:
+        if self.early_stopping is None or not self.early_stopping.should_stop(self.history.monitored):
+            return False
+        best = self.history.best
+        logger.info(
+            "early stopping after epoch %d: no improvement for %d epochs; restoring epoch %d",
+            self.history.epochs[-1].epoch, self.early_stopping.patience, best.epoch if best else 0,
+        )
+        return True
+
+    # ----------------------------------------------------------------- steps shared by the trainers
+
+    @contextmanager
+    def autocast(self) -> Iterator[None]:
+        """Mixed precision for the forward passes when ``precision`` asks for it."""
+        dtype = _AUTOCAST_DTYPES.get(self.precision)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            yield
+
+    def generate(self, model: torch.nn.Module, batch: Batch, members: int | None = None) -> torch.Tensor:
+        """K = ``members`` (default ``ensemble_size``) predictions per input as (B', K, V, H, W), in float32.
+
+        B' = B for spatial networks and B*T for windows of T frames.
+        """
+        k = self.ensemble_size if members is None else members
+        x, static, offset = batch.x, batch.static, batch.offset
+        if k > 1:
+            x, offset = x.repeat_interleave(k, 0), offset.repeat_interleave(k, 0)
+            static = None if static is None else static.repeat_interleave(k, 0)
+        with self.autocast():
+            output = model(x, static, offset)
+        output = output.float().unflatten(0, (batch.size, k))  # (B, K, [T,] V, H, W)
+        if output.ndim == 6:
+            output = output.transpose(1, 2).flatten(0, 1)
+        return output
+
+    def content_loss(self, model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """The content loss of ``model`` on ``batch``, and each of its terms when it has several."""
+        prediction = self.generate(model, batch)
+        terms = self.loss.terms(prediction, batch.frames(batch.y), batch.frames(batch.weight))
+        total = self.loss.combine(terms)
+        logged = {name: value.item() for name, value in terms.items()} if len(terms) > 1 else {}
+        return total, logged  # type: ignore[return-value]
+
+    def optimise(
+        self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: Any,
+        scaler: torch.amp.GradScaler | None = None,
+    ) -> None:
+        """Backpropagate ``loss`` and step ``optimizer`` with loss scaling (default: the generator's) and clipping."""
+        scaler = self.scaler if scaler is None else scaler
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if self.grad_clip is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+
+    def update_average(self, model: DownscalingModel) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(model)
+
+    def evaluated(self, model: DownscalingModel) -> DownscalingModel:
+        """The weights that are validated and kept: the moving average if there is one, else ``model``."""
+        return model if self.ema is None else self.ema.module  # type: ignore[return-value]
 
     @torch.no_grad()
     def evaluate_loss(self, model: DownscalingModel, data: DownscalingDataset) -> float:
-        """Mean loss of ``model`` over every sample of ``data`` (valid cells only)."""
-        model.eval()
+        """Content loss over every sample of ``data``, weighted by each batch's total cell weight.
+
+        The noise of stochastic networks comes from a generator seeded with
+        ``seed``, so the value is repeatable and training's random stream is untouched.
+        """
+        evaluated = self.evaluated(model)
+        evaluated.eval()
         total, weight = 0.0, 0.0
-        for batch in DataLoader(data, batch_size=self.batch_size * 4):
-            x, static, offset, y, mask = self._unpack(batch)
-            cells = float(mask.sum())
-            total += self.loss_fn(model(x, static, offset), y, mask).item() * cells
-            weight += cells
-        return total / max(weight, 1.0)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            for sample in DataLoader(data, batch_size=self.batch_size * 4):
+                batch = Batch(sample, self.device, self.memory_format)
+                loss, _ = self.content_loss(evaluated, batch)
+                cells = float(batch.weight.sum())
+                total += float(loss) * cells
+                weight += cells
+        return total / max(weight, 1e-12)
 
-    def _unpack(self, batch: Sample) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Move a batch to the device: x, static (None without static fields), offset, y, mask."""
-        static = batch["static"].to(self.device, memory_format=self.memory_format) if batch["static"].shape[1] else None
-        x = batch["x"]
-        # Windows (B, T, C, h, w) of spatio-temporal networks keep the standard layout.
-        x = x.to(self.device, memory_format=self.memory_format) if x.ndim == 4 else x.to(self.device)
-        return x, static, batch["offset"].to(self.device), batch["y"].to(self.device), batch["mask"].to(self.device)
+    # ----------------------------------------------------------------- checkpoints
 
-    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-        if self.lr_schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.epochs, eta_min=self.learning_rate * 0.01)
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    def _save(self, model: DownscalingModel, parts: dict[str, Any], epoch: int, improved: bool) -> None:
+        if self.checkpoint_dir is None:
+            return
+        if improved:
+            save_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT, self.evaluated(model))
+        self.history.write_csv(self.checkpoint_dir / HISTORY_CSV)
+        last = epoch == self.epochs or self._would_stop()
+        if epoch % self.checkpoint_every == 0 or last:
+            state = {
+                "epoch": epoch,
+                "history": self.history.to_list(),
+                "torch_rng": torch.get_rng_state(),
+                "components": sorted(parts),
+                **{name: part.state_dict() for name, part in parts.items()},
+            }
+            if torch.cuda.is_available():
+                state["cuda_rng"] = torch.cuda.get_rng_state_all()
+            save_checkpoint(self.checkpoint_dir / LAST_CHECKPOINT, model, state)
+            self.history.plot(self.checkpoint_dir / LEARNING_CURVES)
 
-    def _training_state(self, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler, epoch: int) -> dict:
-        state = {
-            "epoch": epoch,
-            "optimizer": optimizer.state_dict(),
-            "history": self.history.to_list(),
-            "torch_rng": torch.get_rng_state(),
-        }
-        if self.lr_schedule == "cosine":
-            state["scheduler"] = scheduler.state_dict()
-        return state
+    def _would_stop(self) -> bool:
+        return self.early_stopping is not None and self.early_stopping.should_stop(self.history.monitored)
 
-    def _restore(self, model: DownscalingModel, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler) -> int:
+    def _restore(self, model: DownscalingModel, parts: dict[str, Any]) -> int:
         if self.checkpoint_dir is None:
             raise ConfigError("resume needs a checkpoint_dir holding last.pt from the interrupted run")
         path = self.checkpoint_dir / LAST_CHECKPOINT
@@ -240,6 +408,7 @@ class SupervisedTrainer:
         if not state:
             raise CheckpointError(f"{str(path)!r} has no training state to resume from; it holds a model only")
         saved_architecture = payload["metadata"]["architecture"]
+        different = state.get("components") != sorted(parts)
         try:
             if saved_architecture != model.metadata.architecture:
                 raise RuntimeError("architecture differs")
@@ -249,10 +418,37 @@ class SupervisedTrainer:
                 f"{str(path)!r} holds a different model ({saved_architecture}) than the one being trained; "
                 "resume with the same configuration, or start a new run in another directory"
             ) from None
-        optimizer.load_state_dict(state["optimizer"])
-        if "scheduler" in state:
-            scheduler.load_state_dict(state["scheduler"])
+        if different:
+            raise CheckpointError(
+                f"{str(path)!r} was written by a differently configured trainer (it saved "
+                f"{', '.join(state.get('components', []))}; this one needs {', '.join(sorted(parts))}); "
+                "resume with the training options of the interrupted run, or start a new run in another directory"
+            )
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
         torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.history = TrainingHistory.from_list(state["history"])
         logger.info("resuming after epoch %d from %s", state["epoch"], path)
         return int(state["epoch"]) + 1
+
+
+class SupervisedTrainer(Trainer):
+    """Minimises the content loss with Adam (see :class:`Trainer` for the options)."""
+
+    def train_step(self, model: DownscalingModel, batch: Batch) -> dict[str, float]:
+        loss, terms = self.content_loss(model, batch)
+        self.optimise(loss, self.optimizer, model.parameters())
+        self.update_average(model)
+        return {"loss": loss.item(), **terms}
+
+
+def _check_precision(precision: str, device: torch.device) -> Precision:
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"unknown precision {precision!r}; choose 'fp32', 'bf16' or 'fp16'")
+    if precision == "fp16" and device.type not in ("cuda", "mps"):
+        raise ConfigError(f"precision 'fp16' needs a GPU, not device {str(device)!r}; use 'bf16' on CPUs or 'fp32'")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("this GPU does not support bfloat16; use precision 'fp16' or 'fp32'")
+    return precision  # type: ignore[return-value]

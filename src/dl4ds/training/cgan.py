@@ -1,0 +1,185 @@
+"""Conditional adversarial training (CGAN) of a noise-injected generator.
+
+Each step first trains a conditional PatchGAN discriminator to tell the truth
+from generated fields, both shown with the coarse inputs and static fields
+they belong to; then the generator (the downscaling network) minimises
+
+    content loss + adversarial_weight * adversarial loss,
+
+where the content loss (e.g. ``crps`` over K = ``ensemble_size`` samples per
+input, or ``mae`` on their mean) keeps it faithful to the truth and the
+adversarial term makes each sample realistic at the smallest scales. Cells
+without truth (and outside the loss region) are replaced by the truth in the
+generated fields the discriminator sees, so it cannot tell them apart there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from dl4ds.data.torch_dataset import DownscalingDataset
+from dl4ds.interpolation import upsample
+from dl4ds.model import DownscalingModel
+from dl4ds.models.discriminator import ConditionalDiscriminator
+from dl4ds.training.options import Options
+from dl4ds.training.schedules import Scheduler, step_scheduler
+from dl4ds.training.trainer import Batch, Trainer
+
+
+class GANOptions(Options):
+    """The adversarial part of :class:`CGANTrainer`.
+
+    Attributes:
+        adversarial_weight: weight of the generator's adversarial loss
+            relative to the content loss.
+        gan_loss: ``"hinge"`` or ``"nonsaturating"`` (the logistic loss of
+            Goodfellow et al. with the generator's non-saturating form).
+        r1_weight: gamma of the R1 gradient penalty on real fields (Mescheder
+            et al. 2018); 0 for none (the spectral norm already bounds the
+            discriminator).
+        warmup_epochs: epochs of content loss only before the adversarial
+            term starts (the discriminator trains from the first epoch).
+        discriminator_filters: filters of the discriminator's first layer.
+        discriminator_depth: stride-2 layers of the discriminator.
+        spectral_norm: spectral normalisation of every discriminator layer.
+        discriminator_learning_rate: Adam's rate for the discriminator;
+            None uses the generator's.
+        discriminator_steps: discriminator updates per generator update.
+    """
+
+    adversarial_weight: float = Field(default=0.01, ge=0)
+    gan_loss: Literal["hinge", "nonsaturating"] = "hinge"
+    r1_weight: float = Field(default=0.0, ge=0)
+    warmup_epochs: int = Field(default=0, ge=0)
+    discriminator_filters: int = Field(default=32, ge=1)
+    discriminator_depth: int = Field(default=3, ge=0)
+    spectral_norm: bool = True
+    discriminator_learning_rate: float | None = Field(default=None, gt=0)
+    discriminator_steps: int = Field(default=1, ge=1)
+
+
+class CGANTrainer(Trainer):
+    """Conditional adversarial training; every option of :class:`Trainer`, plus ``gan``.
+
+    Args:
+        gan: the options of :class:`GANOptions` (a mapping or an instance).
+        **options: see :class:`Trainer`. An ensemble loss such as
+            ``loss="crps"`` with ``ensemble_size >= 2`` and a generator with
+            ``noise_channels`` gives a calibrated ensemble; the discriminator
+            judges every member.
+
+    The discriminator, its optimiser and schedule are saved in ``last.pt`` for
+    resuming; ``best.pt`` holds the generator (the downscaling model) only.
+    The best epoch is chosen on the validation content loss.
+    """
+
+    def __init__(self, *, gan: Mapping[str, Any] | GANOptions | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.gan = GANOptions.parse(gan or {}, "gan")
+        self.discriminator_scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+
+    def components(self, model: DownscalingModel, train: DownscalingDataset) -> dict[str, Any]:
+        parts = super().components(model, train)
+        meta = model.metadata
+        self.discriminator = ConditionalDiscriminator(
+            len(meta.target_variables), len(meta.input_variables), len(meta.static_variables), meta.scale,
+            n_filters=self.gan.discriminator_filters, depth=self.gan.discriminator_depth,
+            spectral_norm=self.gan.spectral_norm,
+        )
+        self.discriminator.detail_scale.copy_(detail_scale(train))
+        self.discriminator.to(self.device, memory_format=self.memory_format)
+        self.discriminator_optimizer = torch.optim.Adam(
+            self.discriminator.parameters(), lr=self.gan.discriminator_learning_rate or self.learning_rate,
+            betas=(0.5, 0.999),
+        )
+        self.discriminator_scheduler: Scheduler = self.lr_schedule.build(self.discriminator_optimizer, self.epochs)
+        parts.update(
+            discriminator=self.discriminator,
+            discriminator_optimizer=self.discriminator_optimizer,
+            discriminator_scheduler=self.discriminator_scheduler,
+            discriminator_scaler=self.discriminator_scaler,
+        )
+        return parts
+
+    def end_epoch(self, monitored: float) -> None:
+        super().end_epoch(monitored)
+        step_scheduler(self.discriminator_scheduler, monitored)
+
+    def train_step(self, model: DownscalingModel, batch: Batch) -> dict[str, float]:
+        real = batch.frames(batch.y)
+        valid = (batch.frames(batch.weight) > 0).unsqueeze(1)
+        coarse, static = batch.condition(self.ensemble_size)
+        self.discriminator.train()
+
+        for _ in range(self.gan.discriminator_steps):
+            with torch.no_grad():
+                fake = torch.where(valid, self.generate(model, batch), real.unsqueeze(1))
+            d_loss, d_terms = self._discriminator_loss(real, fake, batch, coarse, static)
+            self.optimise(d_loss, self.discriminator_optimizer, self.discriminator.parameters(), self.discriminator_scaler)
+
+        prediction = self.generate(model, batch)
+        terms = self.loss.terms(prediction, real, batch.frames(batch.weight))
+        content = self.loss.combine(terms)
+        adversarial = self._generator_adversarial(torch.where(valid, prediction, real.unsqueeze(1)), coarse, static)
+        adversarial_on = len(self.history.epochs) >= self.gan.warmup_epochs
+        total = content + (self.gan.adversarial_weight * adversarial if adversarial_on else 0.0)
+        self.optimise(total, self.optimizer, model.parameters())  # type: ignore[arg-type]
+        self.update_average(model)
+        logged = {name: value.item() for name, value in terms.items()} if len(terms) > 1 else {}
+        return {"loss": content.item(), "adversarial": adversarial.item(), **d_terms, **logged}
+
+    def _logits(self, fields: torch.Tensor, coarse: torch.Tensor, static: torch.Tensor | None) -> torch.Tensor:
+        """Patch logits of (N, V, H, W) fields with their (N, C, h, w) coarse inputs and static fields."""
+        with self.autocast():
+            return self.discriminator(fields, coarse, static).float()
+
+    def _discriminator_loss(
+        self, real: torch.Tensor, fake: torch.Tensor, batch: Batch, coarse: torch.Tensor, static: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The discriminator's loss on real (B', V, H, W) and fake (B', K, V, H, W) fields, and what to log."""
+        real_coarse, real_static = batch.condition(1)
+        if self.gan.r1_weight > 0:
+            real = real.detach().requires_grad_(True)
+        real_logits = self._logits(real, real_coarse, real_static)
+        fake_logits = self._logits(fake.flatten(0, 1), coarse, static)
+        if self.gan.gan_loss == "hinge":
+            loss = F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+        else:
+            loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+        logged = {
+            "discriminator": loss.item(),
+            "logit_real": real_logits.mean().item(),
+            "logit_fake": fake_logits.mean().item(),
+        }
+        if self.gan.r1_weight > 0:
+            (gradient,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            penalty = gradient.square().flatten(1).sum(1).mean()
+            loss = loss + 0.5 * self.gan.r1_weight * penalty
+            logged["r1"] = penalty.item()
+        return loss, logged
+
+    def _generator_adversarial(self, prediction: torch.Tensor, coarse: torch.Tensor, static: torch.Tensor | None) -> torch.Tensor:
+        """The generator's adversarial loss for (B', K, V, H, W) predictions."""
+        logits = self._logits(prediction.flatten(0, 1), coarse, static)
+        if self.gan.gan_loss == "hinge":
+            return -logits.mean()
+        return F.softplus(-logits).mean()
+
+
+def detail_scale(data: DownscalingDataset, max_steps: int = 256) -> torch.Tensor:
+    """(V,) standard deviation of the true fine-scale detail (target minus bilinear interpolation of its coarse version).
+
+    Computed over the cells with truth of up to ``max_steps`` evenly spaced
+    time steps, in normalised units; at least 1e-6.
+    """
+    steps = torch.linspace(0, data.y.shape[0] - 1, min(max_steps, data.y.shape[0])).round().long()
+    variables = data.y.shape[1]
+    detail = data.y[steps] - upsample(data.x[steps, :variables], data.scale, "bilinear")
+    valid = data.weight[steps] > 0
+    spread = [detail[:, v][valid[:, v]].std() if valid[:, v].sum() > 1 else torch.tensor(1.0) for v in range(variables)]
+    return torch.stack(spread).nan_to_num(1.0).clamp_min(1e-6)
