@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 
 import numpy as np
@@ -20,6 +19,7 @@ from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, latitude_des
 from dl4ds.data.regrid import regrid as regrid_field
 from dl4ds.errors import ConfigError, DataError
 from dl4ds.model import DownscalingModel, ModelMetadata
+from dl4ds.seeding import seeded
 
 
 def downscale(
@@ -101,7 +101,7 @@ def downscale(
 
     samples_shape = (-1, field.sizes["time"]) if model.temporal else (-1,)
     values = field.values.reshape(*samples_shape, *field.shape[-3:])
-    with _seeded(seed, torch.device(device)):
+    with seeded(seed, torch.device(device)):
         draws = [_predict(model, values, grid, batch_size, torch.device(device), progress) for _ in range(samples)]
     fine_grid = grid.refine(meta.scale)
     shape = (*field.shape[:-3], len(meta.target_variables), *fine_grid.shape)
@@ -115,17 +115,6 @@ def downscale(
     if descending:
         output = output.isel(lat=slice(None, None, -1))
     return output
-
-
-@contextlib.contextmanager
-def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
-    """Seed torch's generator for the block and restore its state afterwards; nothing when ``seed`` is None."""
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
 
 
 def _check_inputs(ds: xr.Dataset, meta: ModelMetadata) -> None:

@@ -132,9 +132,8 @@ class ConditionalDiscriminator(nn.Module):
         if window is not None:
             fields, coarse = fields.flatten(0, 1), coarse.flatten(0, 1)
             static = None if static is None else static.repeat_interleave(window[1], dim=0)
-        interpolated = upsample(coarse, self.scale, "bilinear")
-        detail = (fields - interpolated[:, : self.target_channels]) / self.detail_scale[:, None, None]
-        conditioned = [detail, interpolated]
+        interpolated = interpolate_coarse(coarse, self.scale)
+        conditioned = [fine_detail(fields, interpolated) / self.detail_scale[:, None, None], interpolated]
         if static is not None:
             conditioned.append(static)
         logits = self.layers(torch.cat(conditioned, dim=1))
@@ -175,3 +174,18 @@ class ConditionalDiscriminator(nn.Module):
                 f"expected static fields of shape {expected} (batch, static_channels, H, W) for fields of shape "
                 f"{tuple(fields.shape)}, got {got}"
             )
+
+
+def interpolate_coarse(coarse: torch.Tensor, scale: int) -> torch.Tensor:
+    """The (N, C, h, w) coarse inputs interpolated bilinearly to the (N, C, h * scale, w * scale) fine grid."""
+    return upsample(coarse, scale, "bilinear")
+
+
+def fine_detail(fields: torch.Tensor, interpolated: torch.Tensor) -> torch.Tensor:
+    """The fine-scale detail of (N, V, H, W) ``fields``: the fields minus the interpolation of their coarse versions.
+
+    ``interpolated`` is :func:`interpolate_coarse` of the (N, C, h, w) coarse
+    inputs, whose first V channels are, by dl4ds' convention, the coarse
+    versions of the V targets.
+    """
+    return fields - interpolated[:, : fields.shape[1]]

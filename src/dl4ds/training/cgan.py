@@ -23,12 +23,14 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from dl4ds.data.torch_dataset import DownscalingDataset
-from dl4ds.interpolation import upsample
 from dl4ds.model import DownscalingModel
-from dl4ds.models.discriminator import ConditionalDiscriminator
+from dl4ds.models.discriminator import ConditionalDiscriminator, fine_detail, interpolate_coarse
 from dl4ds.training.options import Options
 from dl4ds.training.schedules import Scheduler, step_scheduler
 from dl4ds.training.trainer import Batch, Trainer
+
+Condition = tuple[torch.Tensor, torch.Tensor | None]
+"""What the discriminator is conditioned on: (N, C, h, w) coarse inputs and (N, S, H, W) static fields or None."""
 
 
 class GANOptions(Options):
@@ -113,40 +115,41 @@ class CGANTrainer(Trainer):
     def train_step(self, model: DownscalingModel, batch: Batch) -> dict[str, float]:
         real = batch.frames(batch.y)
         valid = (batch.frames(batch.weight) > 0).unsqueeze(1)
-        coarse, static = batch.condition(self.ensemble_size)
-        self.discriminator.train()
 
+        def as_shown(generated: torch.Tensor) -> torch.Tensor:
+            """(B', K, V, H, W) generated fields with the truth in the cells the loss does not see."""
+            return torch.where(valid, generated, real.unsqueeze(1))
+
+        condition, real_condition = batch.condition(self.ensemble_size), batch.condition(1)
+        self.discriminator.train()
         for _ in range(self.gan.discriminator_steps):
             with torch.no_grad():
-                fake = torch.where(valid, self.generate(model, batch), real.unsqueeze(1))
-            d_loss, d_terms = self._discriminator_loss(real, fake, batch, coarse, static)
+                fake = as_shown(self.generate(model, batch))
+            d_loss, d_terms = self._discriminator_loss(real, real_condition, fake, condition)
             self.optimise(d_loss, self.discriminator_optimizer, self.discriminator.parameters(), self.discriminator_scaler)
 
         prediction = self.generate(model, batch)
-        terms = self.loss.terms(prediction, real, batch.frames(batch.weight))
-        content = self.loss.combine(terms)
-        adversarial = self._generator_adversarial(torch.where(valid, prediction, real.unsqueeze(1)), coarse, static)
+        content, terms = self.content_loss(prediction, batch)
+        adversarial = self._generator_adversarial(as_shown(prediction), condition)
         adversarial_on = len(self.history.epochs) >= self.gan.warmup_epochs
         total = content + (self.gan.adversarial_weight * adversarial if adversarial_on else 0.0)
         self.optimise(total, self.optimizer, model.parameters())  # type: ignore[arg-type]
         self.update_average(model)
-        logged = {name: value.item() for name, value in terms.items()} if len(terms) > 1 else {}
-        return {"loss": content.item(), "adversarial": adversarial.item(), **d_terms, **logged}
+        return {"loss": content.item(), "adversarial": adversarial.item(), **d_terms, **terms}
 
-    def _logits(self, fields: torch.Tensor, coarse: torch.Tensor, static: torch.Tensor | None) -> torch.Tensor:
-        """Patch logits of (N, V, H, W) fields with their (N, C, h, w) coarse inputs and static fields."""
+    def _logits(self, fields: torch.Tensor, condition: Condition) -> torch.Tensor:
+        """Patch logits of (N, V, H, W) fields given their (N, C, h, w) coarse inputs and static fields."""
         with self.autocast():
-            return self.discriminator(fields, coarse, static).float()
+            return self.discriminator(fields, *condition).float()
 
     def _discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, batch: Batch, coarse: torch.Tensor, static: torch.Tensor | None,
+        self, real: torch.Tensor, real_condition: Condition, fake: torch.Tensor, condition: Condition,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The discriminator's loss on real (B', V, H, W) and fake (B', K, V, H, W) fields, and what to log."""
-        real_coarse, real_static = batch.condition(1)
         if self.gan.r1_weight > 0:
             real = real.detach().requires_grad_(True)
-        real_logits = self._logits(real, real_coarse, real_static)
-        fake_logits = self._logits(fake.flatten(0, 1), coarse, static)
+        real_logits = self._logits(real, real_condition)
+        fake_logits = self._logits(fake.flatten(0, 1), condition)
         if self.gan.gan_loss == "hinge":
             loss = F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
         else:
@@ -163,9 +166,9 @@ class CGANTrainer(Trainer):
             logged["r1"] = penalty.item()
         return loss, logged
 
-    def _generator_adversarial(self, prediction: torch.Tensor, coarse: torch.Tensor, static: torch.Tensor | None) -> torch.Tensor:
+    def _generator_adversarial(self, prediction: torch.Tensor, condition: Condition) -> torch.Tensor:
         """The generator's adversarial loss for (B', K, V, H, W) predictions."""
-        logits = self._logits(prediction.flatten(0, 1), coarse, static)
+        logits = self._logits(prediction.flatten(0, 1), condition)
         if self.gan.gan_loss == "hinge":
             return -logits.mean()
         return F.softplus(-logits).mean()
@@ -179,7 +182,7 @@ def detail_scale(data: DownscalingDataset, max_steps: int = 256) -> torch.Tensor
     """
     steps = torch.linspace(0, data.y.shape[0] - 1, min(max_steps, data.y.shape[0])).round().long()
     variables = data.y.shape[1]
-    detail = data.y[steps] - upsample(data.x[steps, :variables], data.scale, "bilinear")
+    detail = fine_detail(data.y[steps], interpolate_coarse(data.x[steps], data.scale))
     valid = data.weight[steps] > 0
     spread = [detail[:, v][valid[:, v]].std() if valid[:, v].sum() > 1 else torch.tensor(1.0) for v in range(variables)]
     return torch.stack(spread).nan_to_num(1.0).clamp_min(1e-6)

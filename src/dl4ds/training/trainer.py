@@ -27,6 +27,7 @@ from dl4ds.checkpoint import read_checkpoint, save_checkpoint
 from dl4ds.data.torch_dataset import DownscalingDataset, Sample
 from dl4ds.errors import CheckpointError, ConfigError
 from dl4ds.model import DownscalingModel
+from dl4ds.seeding import seeded
 from dl4ds.training.history import EpochRecord, TensorBoardLog, TrainingHistory
 from dl4ds.training.losses import CompositeLoss, create_loss
 from dl4ds.training.schedules import EarlyStopping, LRSchedule, Scheduler, step_scheduler
@@ -289,8 +290,10 @@ class Trainer(ABC):
         return record
 
     def _stopped(self) -> bool:
-        if self.early_stopping is None or not self.early_stopping.should_stop(self.history.monitored):
+        """True, after logging why, when early stopping ends the run before the next epoch."""
+        if not self._would_stop():
             return False
+        assert self.early_stopping is not None
         best = self.history.best
         logger.info(
             "early stopping after epoch %d: no improvement for %d epochs; restoring epoch %d",
@@ -324,9 +327,11 @@ class Trainer(ABC):
             output = output.transpose(1, 2).flatten(0, 1)
         return output
 
-    def content_loss(self, model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """The content loss of ``model`` on ``batch``, and each of its terms when it has several."""
-        prediction = self.generate(model, batch)
+    def content_loss(self, prediction: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """The content loss of (B', K, V, H, W) ``prediction`` (from :meth:`generate`) on ``batch``, and its terms.
+
+        The terms are returned as floats, for the history, only when the loss has several.
+        """
         terms = self.loss.terms(prediction, batch.frames(batch.y), batch.frames(batch.weight))
         total = self.loss.combine(terms)
         logged = {name: value.item() for name, value in terms.items()} if len(terms) > 1 else {}
@@ -364,11 +369,10 @@ class Trainer(ABC):
         evaluated = self.evaluated(model)
         evaluated.eval()
         total, weight = 0.0, 0.0
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(self.seed)
+        with seeded(self.seed, self.device):
             for sample in DataLoader(data, batch_size=self.batch_size * 4):
                 batch = Batch(sample, self.device, self.memory_format)
-                loss, _ = self.content_loss(evaluated, batch)
+                loss, _ = self.content_loss(self.generate(evaluated, batch), batch)
                 cells = float(batch.weight.sum())
                 total += float(loss) * cells
                 weight += cells
@@ -397,6 +401,7 @@ class Trainer(ABC):
             self.history.plot(self.checkpoint_dir / LEARNING_CURVES)
 
     def _would_stop(self) -> bool:
+        """Whether early stopping's patience has run out on the history so far."""
         return self.early_stopping is not None and self.early_stopping.should_stop(self.history.monitored)
 
     def _restore(self, model: DownscalingModel, parts: dict[str, Any]) -> int:
@@ -438,7 +443,7 @@ class SupervisedTrainer(Trainer):
     """Minimises the content loss with Adam (see :class:`Trainer` for the options)."""
 
     def train_step(self, model: DownscalingModel, batch: Batch) -> dict[str, float]:
-        loss, terms = self.content_loss(model, batch)
+        loss, terms = self.content_loss(self.generate(model, batch), batch)
         self.optimise(loss, self.optimizer, model.parameters())
         self.update_average(model)
         return {"loss": loss.item(), **terms}
