@@ -15,7 +15,7 @@ env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet "$(TORCH_REQUIREMENT)"
-	$(VENV)/bin/python -m pip install --quiet -e ".[dev,zarr,tensorboard]"
+	$(VENV)/bin/python -m pip install --quiet -e ".[dev,zarr,tensorboard,onnx]"
 	touch $@
 
 demo: env

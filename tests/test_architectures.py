@@ -147,7 +147,7 @@ def test_spatio_temporal_model_keeps_member_dims_in_order(temporal_model, week_p
 def test_spatio_temporal_model_needs_enough_time_steps(temporal_model, week_pairs):
     model = temporal_model[0]
     coarse = coarse_inputs_dataset(week_pairs)
-    with pytest.raises(DataError, match="windows of 3 consecutive time steps, but the input has only 2"):
+    with pytest.raises(DataError, match="windows of 3 consecutive steps along .time., but the input has only 2"):
         downscale(model, coarse.isel(time=slice(0, 2)))
     with pytest.raises(DataError, match="has no time dimension"):
         downscale(model, coarse.isel(time=0, drop=True))

@@ -19,14 +19,14 @@ def coarse_week(week_pairs) -> xr.Dataset:
 
 def test_output_is_on_the_fine_grid_with_coordinates_and_attributes(trained_model, coarse_week, week_pairs):
     out = downscale(trained_model, coarse_week)
-    assert out["t2m"].dims == ("time", "lat", "lon")
+    # the input's coordinate names and latitude order (descending) are kept
+    assert out["t2m"].dims == ("time", "latitude", "longitude")
     assert out["t2m"].shape == (56, 32, 48)
     np.testing.assert_array_equal(out["time"].values, coarse_week["time"].values)
-    # latitude order of the input (descending) is kept
-    assert out["lat"].values[0] > out["lat"].values[-1]
-    np.testing.assert_allclose(np.sort(out["lat"].values), week_pairs.fine_grid.lat)
+    assert out["latitude"].values[0] > out["latitude"].values[-1]
+    np.testing.assert_allclose(np.sort(out["latitude"].values), week_pairs.fine_grid.lat)
     assert out["t2m"].attrs["units"] == "K" and out["t2m"].attrs["standard_name"] == "air_temperature"
-    assert out["lat"].attrs["units"] == "degrees_north" and out["lon"].attrs["standard_name"] == "longitude"
+    assert out["latitude"].attrs["units"] == "degrees_north" and out["longitude"].attrs["standard_name"] == "longitude"
     assert out.attrs["Conventions"] == "CF-1.8"
 
 
@@ -42,7 +42,7 @@ def test_extra_dimensions_are_kept(trained_model, coarse_week):
     members = members.assign_coords(member=[0, 1, 2], forecast_reference_time=("member", np.array(["2019-02-01"] * 3, dtype="datetime64[ns]")))
     members["t2m"].attrs = coarse_week["t2m"].attrs
     out = downscale(trained_model, members.isel(time=slice(0, 5)), batch_size=4)
-    assert out["t2m"].dims == ("member", "time", "lat", "lon")
+    assert out["t2m"].dims == ("member", "time", "latitude", "longitude")
     assert out["t2m"].shape == (3, 5, 32, 48)
     np.testing.assert_array_equal(out["member"].values, [0, 1, 2])
     assert "forecast_reference_time" in out.coords

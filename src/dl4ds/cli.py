@@ -1,11 +1,9 @@
-"""The ``dl4ds`` command line: demo, train, downscale, evaluate, models."""
+"""The ``dl4ds`` command line: demo, train, downscale, evaluate, models, export."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from pathlib import Path
 
 import click
 
@@ -72,22 +70,35 @@ def train(config: str, output_dir: str | None, epochs: int | None, resume: bool)
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="NetCDF file to write.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="NetCDF file or Zarr store (.zarr) to write.")
+@click.option("--format", "output_format", type=click.Choice(["netcdf", "zarr"]),
+              help="Output format  [default: zarr for a .zarr path, else netcdf]")
+@click.option("--tile-size", type=click.IntRange(min=1), help="Largest tile, in coarse input cells  [default: no tiling]")
+@click.option("--overlap", type=click.IntRange(min=0),
+              help="Coarse cells shared by neighbouring tiles  [default: enough for tiled = untiled]")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Tiles per forward pass.")
+@click.option("--samples", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Ensemble members per input for a stochastic model (a 'sample' dim, plus mean and spread).")
+@click.option("--seed", type=int, help="Seed for the samples, so that a rerun draws the same ones.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:N, mps.")
 @click.option("--rename", multiple=True, metavar="NAME=MODEL_NAME", help="Map an input variable to a model variable.")
 @click.option("--regrid", is_flag=True, help="Interpolate input that is not on the model's coarse grid onto it.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, mps.")
-@click.option("--samples", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Ensemble members per input for a stochastic model (a 'sample' dimension).")
-@click.option("--seed", type=int, help="Seed for the samples, so that a rerun draws the same ones.")
+@click.option("--time-dim", help="Dim a spatio-temporal model runs along  [default: time, else a lead-time dim]")
+@click.option("--chunk-size", type=click.IntRange(min=1), help="Time steps x members per block and output chunk.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar  [default: when stderr is a terminal]")
 def downscale(
-    checkpoint: str, input_path: str, output: str, rename: tuple[str, ...], regrid: bool, batch_size: int, device: str,
-    samples: int, seed: int | None,
+    checkpoint: str, input_path: str, output: str, output_format: str | None, tile_size: int | None, overlap: int | None,
+    batch_size: int, samples: int, seed: int | None, device: str, rename: tuple[str, ...], regrid: bool,
+    time_dim: str | None, chunk_size: int | None, progress: bool | None,
 ) -> None:
-    """Downscale the coarse data in INPUT (NetCDF or Zarr) with the model in CHECKPOINT."""
-    from dl4ds.checkpoint import load_model
-    from dl4ds.inference.downscale import downscale as run_downscale
-    from dl4ds.io import open_data, write_netcdf
+    """Downscale the coarse data in INPUT (NetCDF or Zarr) with the model in CHECKPOINT.
+
+    The input is read lazily and the output written block by block (one
+    member and a run of time steps at a time), under a temporary name that is
+    moved into place when complete.
+    """
+    from dl4ds.inference.downscale import Downscaler
+    from dl4ds.io import open_data
 
     mapping = {}
     for item in rename:
@@ -95,14 +106,14 @@ def downscale(
         if not sep or not name or not model_name:
             raise click.BadParameter(f"{item!r} is not NAME=MODEL_NAME", param_hint="--rename")
         mapping[name] = model_name
-    model = load_model(checkpoint)
-    result = run_downscale(
-        model, open_data(input_path), rename=mapping, regrid=regrid, batch_size=batch_size, device=device,
-        samples=samples, seed=seed, progress=sys.stderr.isatty(),
+    downscaler = Downscaler(
+        checkpoint, tile_size=tile_size, overlap=overlap, batch_size=batch_size, samples=samples, seed=seed,
+        device=device, regrid=regrid, rename=mapping, time_dim=time_dim, chunk_size=chunk_size,
+        progress=sys.stderr.isatty() if progress is None else progress,
     )
-    write_netcdf(result, output)
+    result = downscaler.write(open_data(input_path), output, format=output_format)  # type: ignore[arg-type]
     dims = ", ".join(f"{d}: {n}" for d, n in result.sizes.items())
-    click.echo(f"wrote {output} ({dims})")
+    click.echo(f"wrote {output} ({dims}; variables {', '.join(map(str, result.data_vars))})")
 
 
 @main.command()
@@ -205,6 +216,38 @@ def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
     click.echo(f"{'model':24s}" + "".join(f"{n:>13s}" for n in names))
     for method, values in metrics.items():
         click.echo(f"{method:24s}" + "".join(f"{values[n]:13.4f}" for n in names))
+
+
+@main.command(name="export")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
+@click.option("--opset", type=int, help="ONNX opset version, 11 to 20 (default: 17).")
+@click.option("--no-check", is_flag=True, help="Write the file without comparing ONNX Runtime with torch.")
+def export_command(checkpoint: str, output: str, opset: int | None, no_check: bool) -> None:
+    """Export the network in CHECKPOINT to ONNX, checked against ONNX Runtime.
+
+    The graph maps normalised coarse inputs to normalised fine fields; the
+    model's metadata (variables, grids, normalisation statistics) is stored
+    as JSON under 'dl4ds_metadata' in the file's metadata_props. Needs
+    pip install "dl4ds[onnx]".
+    """
+    from dl4ds.checkpoint import load_model
+    from dl4ds.inference.export import export_onnx
+
+    model = load_model(checkpoint)
+    result = export_onnx(model, output, opset=opset, check=not no_check)
+    click.echo(f"wrote {result.path} (inputs: {', '.join(result.input_names)}; output: {result.output_name}; opset {result.opset})")
+    if result.max_abs_diff is None or result.max_abs_diff_physical is None:
+        click.echo("not compared with ONNX Runtime (--no-check)")
+        return
+    physical = ", ".join(
+        f"{name} {value:.3g} {model.metadata.attrs.get(name, {}).get('units', '')}".rstrip()
+        for name, value in result.max_abs_diff_physical.items()
+    )
+    click.echo(
+        f"max |ONNX Runtime - torch| on {len(result.checked_shapes)} input shapes: "
+        f"{result.max_abs_diff:.3g} normalised ({physical})"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Reading gridded data and writing CF-compliant NetCDF."""
+"""Reading gridded data and writing CF-compliant NetCDF and Zarr."""
 
 from __future__ import annotations
 
@@ -36,11 +36,16 @@ def open_data(path: str | os.PathLike[str]) -> xr.Dataset:
 
 
 def cf_encoding(ds: xr.Dataset) -> dict[str, dict]:
-    """Compressed float32 data variables with NaN as fill value; coordinates without fill values."""
+    """Compressed float32 data variables with NaN as fill value; coordinates without fill values.
+
+    Data variables held as dask arrays are chunked on disk like in memory.
+    """
     encoding: dict[str, dict] = {}
     for name, variable in ds.data_vars.items():
         if np.issubdtype(variable.dtype, np.floating):
             encoding[name] = {"dtype": "float32", "zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)}
+            if variable.chunks:
+                encoding[name]["chunksizes"] = tuple(chunks[0] for chunks in variable.chunks)
     for name in ds.coords:
         if name not in encoding and np.issubdtype(ds[name].dtype, np.floating):
             encoding[name] = {"_FillValue": None}
@@ -54,4 +59,23 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     ds.attrs.setdefault("source", f"dl4ds {__version__}")
     with atomic_path(path) as temporary:
         ds.to_netcdf(temporary, format="NETCDF4", encoding=cf_encoding(ds))
+    return Path(path)
+
+
+def write_zarr(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
+    """Write ``ds`` to a Zarr store atomically, chunked like its dask arrays, float32 with NaN fill values."""
+    try:
+        import zarr  # noqa: F401
+    except ImportError:
+        raise DataError('writing Zarr needs the zarr package: pip install "dl4ds[zarr]"') from None
+    ds = ds.copy()
+    ds.attrs.setdefault("Conventions", "CF-1.8")
+    ds.attrs.setdefault("source", f"dl4ds {__version__}")
+    encoding = {
+        name: {"dtype": "float32", "_FillValue": np.float32(np.nan)}
+        for name, variable in ds.data_vars.items()
+        if np.issubdtype(variable.dtype, np.floating)
+    }
+    with atomic_path(path) as temporary:
+        ds.to_zarr(temporary, mode="w-", encoding=encoding, zarr_format=2, consolidated=True)
     return Path(path)

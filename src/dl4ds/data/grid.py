@@ -34,6 +34,16 @@ def _find_name(obj: xr.DataArray | xr.Dataset, standard: str) -> str | None:
     return None
 
 
+def coordinate_names(obj: xr.DataArray | xr.Dataset) -> dict[str, str]:
+    """The user's names of the coordinates dl4ds calls ``lat``, ``lon`` and ``time``, for those present.
+
+    E.g. ``{"lat": "latitude", "lon": "longitude", "time": "valid_time"}``;
+    outputs are renamed back with it.
+    """
+    names = {standard: _find_name(obj, standard) for standard in COORDINATE_ALIASES}
+    return {standard: name for standard, name in names.items() if name is not None}
+
+
 def standardize(obj: XarrayObject, *, require_time: bool = True) -> XarrayObject:
     """Rename coordinates to ``time``/``lat``/``lon`` and sort latitude ascending.
 

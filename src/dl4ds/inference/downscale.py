@@ -1,120 +1,448 @@
-"""Applying a trained model to coarse data with any extra dimensions."""
+"""Applying a trained model to coarse data of any size: forecast dims, tiles, samples, streaming.
+
+:class:`Downscaler` turns coarse input (a Dataset, possibly lazy and larger
+than memory) into a *lazy* Dataset of fine fields: a dask array whose blocks
+each read one chunk of time steps and members from the input, run the
+network on it tile by tile, and return the fine fields. Computing it
+(:meth:`Downscaler.downscale`) gives the fields in memory; writing it
+(:meth:`Downscaler.write`) streams block by block into NetCDF or Zarr, so
+peak memory depends on the block and tile sizes, not on the number of steps.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Literal
 
+import dask
+import dask.array as da
 import numpy as np
 import torch
 import xarray as xr
+from dask.callbacks import Callback
+from dask.highlevelgraph import HighLevelGraph
 from tqdm.auto import tqdm
 
 from dl4ds import __version__
 from dl4ds.checkpoint import load_model
 from dl4ds.data.fields import as_dataset, check_variables
-from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, latitude_descending, standardize
+from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, coordinate_names, latitude_descending, standardize
 from dl4ds.data.regrid import regrid as regrid_field
 from dl4ds.errors import ConfigError, DataError
+from dl4ds.inference.predictor import TilePredictor
+from dl4ds.inference.tiling import TileLayout, default_overlap, size_multiple
+from dl4ds.io import write_netcdf, write_zarr
 from dl4ds.model import DownscalingModel, ModelMetadata
-from dl4ds.seeding import seeded
+from dl4ds.models.random_fields import item_keys
+
+logger = logging.getLogger(__name__)
+
+OutputFormat = Literal["netcdf", "zarr"]
+LEAD_DIMS = ("lead_time", "leadtime", "step", "forecastMonth", "forecast_period", "lead")
+BLOCK_BYTES = 32 * 2**20  # fine output per block (and per output chunk), before the sample dim
+_BLOCK_PREFIX = "dl4ds-downscale-"
 
 
-def downscale(
-    model: DownscalingModel | str | os.PathLike[str],
-    coarse: xr.Dataset | xr.DataArray,
-    *,
-    rename: Mapping[str, str] | None = None,
-    regrid: bool = False,
-    batch_size: int = 64,
-    device: str = "cpu",
-    samples: int = 1,
-    seed: int | None = None,
-    progress: bool = False,
-) -> xr.Dataset:
-    """Downscale ``coarse`` with ``model`` and return the high-resolution fields.
+@dataclass(frozen=True)
+class _Input:
+    """Coarse input ready to be read block by block.
+
+    Attributes:
+        ds: the model's input variables, standardized (time/lat/lon, latitude
+            ascending, longitudes aligned with the model), still lazy.
+        grid: the coarse grid the network runs on.
+        dims: the leading (non-spatial) dims in processing order: the time
+            dim last for a spatio-temporal network.
+        user_dims: the leading dims in the input's order.
+        time_dim: the dim a spatio-temporal network runs along, else None.
+        names: standard -> user name of lat, lon and time.
+        descending: whether the input stores latitude north to south.
+    """
+
+    ds: xr.Dataset
+    grid: Grid
+    dims: tuple[str, ...]
+    user_dims: tuple[str, ...]
+    time_dim: str | None
+    names: dict[str, str]
+    descending: bool
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(self.ds.sizes[d] for d in self.dims)
+
+    def read(self, indexers: Mapping[str, slice]) -> np.ndarray:
+        """The (*block dims, channel, lat, lon) float32 values of a block, regridded onto ``grid``."""
+        block = self.ds.isel(dict(indexers)).load()
+        field = block.to_dataarray(dim="channel").transpose(*self.dims, "channel", "lat", "lon").astype(np.float32)
+        return regrid_field(field, self.grid, role="coarse input").values
+
+
+class Downscaler:
+    """Applies a trained model to coarse fields of any size, with any member, lead time and time dims.
 
     Args:
         model: a trained model or the path of its checkpoint.
-        coarse: the model's input variables (see ``model.metadata.input_variables``)
-            with dims (..., lat, lon); any other dims (time, member, lead time...)
-            and their coordinates are carried through. A spatio-temporal model
-            runs over every window of ``metadata.time_window`` consecutive
-            steps along ``time`` (which it needs) and averages the predictions
-            of the windows that overlap at each step. Coordinate names
-            lat/latitude, lon/longitude and time/valid_time are accepted, with
-            latitude in either order (the output keeps the input's order).
-        rename: maps variable names in ``coarse`` to the model's names, e.g.
-            ``{"ts": "t2m"}`` to feed surface temperature to a 2 m temperature model.
-        regrid: interpolate (bilinearly) input that is not on the model's coarse
-            grid onto it. Without it such input is an error.
-        batch_size: samples per forward pass.
-        device: torch device for the network.
+        tile_size: largest tile, in cells of the coarse input grid; None runs
+            the whole domain at once. Tiles are spread evenly and blended with
+            smooth weights.
+        overlap: coarse cells shared by neighbouring tiles. None takes the
+            overlap that makes the tiled result equal the untiled one (twice
+            the network's receptive radius plus 2 for the blend).
+        batch_size: tiles per forward pass.
         samples: for a stochastic model (``noise_channels`` or Monte-Carlo
-            dropout), the number of ensemble members drawn per input; they
-            form a leading ``sample`` dimension of the output. 1 gives one draw
-            and no extra dimension.
-        seed: seeds the draws, so the same seed gives the same samples (the
-            global random state is left as it was); None draws from torch's
-            global generator.
-        progress: show a progress bar.
-
-    Returns:
-        A Dataset with one variable per model target, dims (..., lat, lon) on
-        the fine grid (the coarse grid refined by ``scale``), CF attributes,
-        and NaN where the input was NaN or where the model had no training truth.
+            dropout), ensemble members drawn per input: a leading ``sample``
+            dim, plus ``<name>_mean`` and ``<name>_spread`` (standard deviation,
+            ddof=1) over it. 1 gives one draw and no extra dim.
+        seed: seeds the draws: the same seed gives the same samples,
+            whatever the tiling, batch and chunk sizes. None draws a seed from
+            torch's global generator.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+        regrid: interpolate (bilinearly) input that is not on the model's
+            coarse grid onto it; without it such input is an error.
+        rename: maps input variable names to the model's, e.g. ``{"ts": "t2m"}``.
+        time_dim: the dim a spatio-temporal network runs its windows along;
+            None picks ``time`` or, without one, a lead-time dim (``step``,
+            ``lead_time``, ``forecastMonth``...).
+        chunk_size: time steps x members per block and per output chunk; None
+            keeps each block's fine output near 32 MiB.
+        progress: show a progress bar over the blocks.
     """
-    if not isinstance(model, DownscalingModel):
-        model = load_model(model)
-    meta = model.metadata
-    if samples < 1:
-        raise ConfigError(f"samples={samples} must be at least 1")
-    if samples > 1 and not model.stochastic:
-        raise ConfigError(
-            f"samples={samples} asks for an ensemble, but the model {meta.architecture!r} is deterministic and would "
-            "repeat one field; train it with noise_channels (e.g. trainer cgan) or mc_dropout, or use samples=1"
-        )
-    ds = as_dataset(coarse, role="coarse input")
-    if rename:
-        unknown = [name for name in rename if name not in ds.variables]
-        if unknown:
-            raise DataError(f"cannot rename {unknown}: no such variables in the input (it has {sorted(map(str, ds.data_vars))})")
-        ds = ds.rename(dict(rename))
-    _check_inputs(ds, meta)
-    descending = latitude_descending(ds[meta.input_variables[0]])
-    ds = align_longitudes(standardize(ds[list(meta.input_variables)], require_time=False), meta.coarse_grid.lon)
-    grid = _input_grid(Grid.of(ds), meta, model.domain_bound, regrid)
-    field = ds.to_dataarray(dim="channel").astype(np.float32)
-    field = regrid_field(field, grid, role="coarse input")
-    input_dims = [d for d in field.dims if d not in ("channel", "lat", "lon")]
-    extra_dims = input_dims
-    if model.temporal:
-        if "time" not in input_dims:
+
+    def __init__(
+        self,
+        model: DownscalingModel | str | os.PathLike[str],
+        *,
+        tile_size: int | None = None,
+        overlap: int | None = None,
+        batch_size: int = 16,
+        samples: int = 1,
+        seed: int | None = None,
+        device: str = "cpu",
+        regrid: bool = False,
+        rename: Mapping[str, str] | None = None,
+        time_dim: str | None = None,
+        chunk_size: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.model = model if isinstance(model, DownscalingModel) else load_model(model)
+        meta = self.model.metadata
+        for name, value, least in (("batch_size", batch_size, 1), ("samples", samples, 1), ("chunk_size", chunk_size, 1),
+                                   ("tile_size", tile_size, 1), ("overlap", overlap, 0)):
+            if value is not None and value < least:
+                raise ConfigError(f"{name}={value} must be at least {least}")
+        if samples > 1 and not self.model.stochastic:
+            raise ConfigError(
+                f"samples={samples} asks for an ensemble, but the model {meta.architecture!r} is deterministic and "
+                "would repeat one field; train it with noise_channels (e.g. trainer cgan) or mc_dropout, or use samples=1"
+            )
+        self.multiple = size_multiple(self.model)
+        if tile_size is not None and tile_size < self.multiple:
+            raise ConfigError(f"tile_size={tile_size} is smaller than {self.multiple}, the size multiple of the U-Net of "
+                              f"{meta.architecture!r}; use a multiple of {self.multiple}")
+        if tile_size is not None and overlap is not None and overlap >= tile_size:
+            raise ConfigError(f"overlap={overlap} must be smaller than tile_size={tile_size} (both in coarse cells); "
+                              "use a smaller overlap or larger tiles")
+        self.tile_size = None if tile_size is None else tile_size - tile_size % self.multiple
+        self.overlap = overlap
+        self.batch_size = batch_size
+        self.samples = samples
+        self.seed = seed
+        self.device = _torch_device(device)
+        self.regrid = regrid
+        self.rename = dict(rename or {})
+        self.time_dim = time_dim
+        self.chunk_size = chunk_size
+        self.progress = progress
+
+    def predict(self, coarse: xr.Dataset | xr.DataArray) -> xr.Dataset:
+        """The downscaled fields as a lazy (dask) Dataset; nothing runs until it is computed or written.
+
+        Args:
+            coarse: the model's input variables with dims (..., lat, lon): any
+                other dims (time, member/number/realization, forecast reference
+                time, lead time...) and their coordinates are carried through.
+                Coordinate names lat/latitude, lon/longitude and
+                time/valid_time are accepted, with latitude in either order.
+
+        Returns:
+            A Dataset with one variable per model target, dims
+            ([sample,] ..., lat, lon) on the fine grid, in the input's dim order
+            and coordinate names, with CF attributes and NaN where the input
+            was NaN or the model had no training truth; chunked by block.
+            Compute it with dask's synchronous scheduler (as
+            :meth:`downscale` and :meth:`write` do): the network already uses
+            every core.
+        """
+        return self._lazy(coarse)[0]
+
+    def downscale(self, coarse: xr.Dataset | xr.DataArray) -> xr.Dataset:
+        """The downscaled fields in memory (see :meth:`predict` for the layout)."""
+        result, blocks = self._lazy(coarse)
+        with _BlockProgress(blocks, self.progress):
+            return result.compute()
+
+    def write(
+        self, coarse: xr.Dataset | xr.DataArray, path: str | os.PathLike[str], *, format: OutputFormat | None = None
+    ) -> xr.Dataset:
+        """Downscale ``coarse`` block by block into a NetCDF file or Zarr store at ``path``.
+
+        The output is written under a temporary name beside ``path`` and moved
+        into place when complete, so an interrupted run leaves nothing at
+        ``path``. ``format`` defaults to Zarr for a ``.zarr`` path and NetCDF
+        otherwise. Output chunks are the blocks: one member and a run of time
+        steps each.
+
+        Returns:
+            The lazy result that was written (its sizes and coordinates).
+        """
+        format = format or ("zarr" if Path(path).suffix == ".zarr" else "netcdf")
+        if format not in ("netcdf", "zarr"):
+            raise ConfigError(f"output format {format!r} is not supported; choose 'netcdf' or 'zarr'")
+        result, blocks = self._lazy(coarse)
+        with _BlockProgress(blocks, self.progress):
+            (write_zarr if format == "zarr" else write_netcdf)(result, path)
+        return result
+
+    def _lazy(self, coarse: xr.Dataset | xr.DataArray) -> tuple[xr.Dataset, int]:
+        """The lazy output and the number of network blocks in its graph."""
+        source = self._prepare(coarse)
+        meta = self.model.metadata
+        fine_grid = source.grid.refine(meta.scale)
+        chunks = self._chunks(source, fine_grid)
+        predictor = self._predictor(source.grid)
+        seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, ()).item())
+        name = f"{_BLOCK_PREFIX}{uuid.uuid4().hex}"
+        ensemble = self.samples > 1
+        graph = {}
+        for block in np.ndindex(*(len(c) for c in chunks)):
+            slices = {
+                dim: slice(sum(chunk[:index]), sum(chunk[: index + 1])) for dim, chunk, index in zip(source.dims, chunks, block)
+            }
+            for sample in range(self.samples):
+                key = (name, sample, *block, 0, 0, 0) if ensemble else (name, *block, 0, 0, 0)
+                graph[key] = (partial(_predict_block, source, predictor, slices, sample, seed, ensemble),)
+        all_chunks = (*chunks, (len(meta.target_variables),), *((size,) for size in fine_grid.shape))
+        if ensemble:
+            all_chunks = ((1,) * self.samples, *all_chunks)
+        fields = da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, all_chunks, dtype=np.float32)
+        return _output_dataset(fields, source, fine_grid, meta, self.samples), len(graph)
+
+    def _prepare(self, coarse: xr.Dataset | xr.DataArray) -> _Input:
+        meta = self.model.metadata
+        ds = as_dataset(coarse, role="coarse input")
+        if self.rename:
+            unknown = [name for name in self.rename if name not in ds.variables]
+            if unknown:
+                raise DataError(f"cannot rename {unknown}: no such variables in the input (it has {sorted(map(str, ds.data_vars))})")
+            ds = ds.rename(self.rename)
+        _check_inputs(ds, meta)
+        names = coordinate_names(ds[list(meta.input_variables)])
+        descending = latitude_descending(ds[meta.input_variables[0]])
+        ds = align_longitudes(standardize(ds[list(meta.input_variables)], require_time=False), meta.coarse_grid.lon)
+        user_dims = tuple(str(d) for d in ds[meta.input_variables[0]].dims if d not in ("lat", "lon"))
+        for variable in meta.input_variables[1:]:
+            if set(ds[variable].dims) != set(ds[meta.input_variables[0]].dims):
+                raise DataError(
+                    f"the input variables have different dims ({meta.input_variables[0]}: {ds[meta.input_variables[0]].dims}, "
+                    f"{variable}: {ds[variable].dims}); give every input variable the same dims"
+                )
+        grid = _input_grid(Grid.of(ds), meta, self.model.domain_bound, self.regrid)
+        time_dim = self._time_dim(user_dims) if self.model.temporal else None
+        dims = tuple(d for d in user_dims if d != time_dim) + ((time_dim,) if time_dim else ())
+        if time_dim is not None and ds.sizes[time_dim] < (meta.time_window or 1):
+            raise DataError(
+                f"the spatio-temporal model takes windows of {meta.time_window} consecutive steps along {time_dim!r}, "
+                f"but the input has only {ds.sizes[time_dim]}; give at least {meta.time_window} steps"
+            )
+        return _Input(ds, grid, dims, user_dims, time_dim, names, descending)
+
+    def _time_dim(self, dims: Sequence[str]) -> str:
+        meta = self.model.metadata
+        if self.time_dim is not None:
+            if self.time_dim not in dims and self.time_dim != "time":
+                raise DataError(f"time_dim={self.time_dim!r} is not a dim of the input (dims {list(dims)})")
+            if self.time_dim in dims:
+                return self.time_dim
+        candidates = [d for d in ("time", *LEAD_DIMS) if d in dims]
+        if not candidates:
             raise DataError(
                 f"the spatio-temporal model {meta.architecture!r} runs over windows of {meta.time_window} time steps, "
-                f"but the input has no time dimension (dims {list(field.dims)})"
+                f"but the input has no time dimension (dims {list(dims)}); name the dim with time_dim (CLI: --time-dim)"
             )
-        extra_dims = [d for d in input_dims if d != "time"] + ["time"]
-    field = field.transpose(*extra_dims, "channel", "lat", "lon")
+        return candidates[0]
 
-    samples_shape = (-1, field.sizes["time"]) if model.temporal else (-1,)
-    values = field.values.reshape(*samples_shape, *field.shape[-3:])
-    with seeded(seed, torch.device(device)):
-        draws = [_predict(model, values, grid, batch_size, torch.device(device), progress) for _ in range(samples)]
-    fine_grid = grid.refine(meta.scale)
-    shape = (*field.shape[:-3], len(meta.target_variables), *fine_grid.shape)
+    def _chunks(self, source: _Input, fine_grid: Grid) -> list[tuple[int, ...]]:
+        """Block sizes along each leading dim: filled from the innermost dim outwards up to ``chunk_size`` items."""
+        items = self.chunk_size or max(1, BLOCK_BYTES // (4 * len(self.model.metadata.target_variables) * math.prod(fine_grid.shape)))
+        chunks = []
+        for dim, size in reversed(list(zip(source.dims, source.sizes))):
+            length = max(1, min(size, items))
+            if dim == source.time_dim:
+                length = max(length, min(size, self.model.metadata.time_window or 1))
+            items //= length
+            chunks.append(_split(size, length))
+        return chunks[::-1]
+
+    def _predictor(self, grid: Grid) -> TilePredictor:
+        """The network runner for ``grid``: padded to the U-Net multiple, cut into tiles when asked."""
+        multiple = self.multiple
+        padded = (multiple * math.ceil(grid.shape[0] / multiple), multiple * math.ceil(grid.shape[1] / multiple))
+        overlap = self.overlap
+        if overlap is None:
+            overlap = 0 if self.tile_size is None or self.tile_size >= max(padded) else default_overlap(self.model, self.tile_size)
+        layout = TileLayout.plan(padded, self.tile_size, overlap, multiple)
+        if layout.count > 1:
+            logger.info(
+                "%d x %d tiles of %d x %d coarse cells over %d x %d, overlapping by at least %d cells",
+                len(layout.rows.starts), len(layout.cols.starts), *layout.shape, *grid.shape, overlap,
+            )
+        return TilePredictor(self.model, grid, layout, padded, self.batch_size, self.device)
+
+
+def downscale(
+    model: DownscalingModel | str | os.PathLike[str], coarse: xr.Dataset | xr.DataArray, **options
+) -> xr.Dataset:
+    """Downscale ``coarse`` with ``model`` into memory: ``Downscaler(model, **options).downscale(coarse)``.
+
+    See :class:`Downscaler` for the options (tile_size, overlap, batch_size,
+    samples, seed, device, regrid, rename, time_dim, chunk_size, progress)
+    and :meth:`Downscaler.predict` for the output.
+    """
+    return Downscaler(model, **options).downscale(coarse)
+
+
+def _predict_block(
+    source: _Input, predictor: TilePredictor, slices: Mapping[str, slice], sample: int, seed: int, ensemble: bool
+) -> np.ndarray:
+    """One block of the output: ([1,] *block sizes of source.dims, V, H, W) fine fields in physical units.
+
+    The leading 1 (the block's place along ``sample``) is there for an ``ensemble``.
+    """
+    read = dict(slices)
+    halo_start = 0
+    window = predictor.window
+    if source.time_dim is not None:
+        core = slices[source.time_dim]
+        halo_start = max(0, core.start - (window - 1))
+        read[source.time_dim] = slice(halo_start, min(source.ds.sizes[source.time_dim], core.stop + window - 1))
+    values = source.read(read)
+    block_shape = values.shape[: len(source.dims)]
+    item_dims = [d for d in source.dims if d != source.time_dim]
+    steps = block_shape[-1] if source.time_dim else 1
+    sequences = values.reshape(-1, steps, *values.shape[-3:])
+    keys = None
+    if predictor.model.stochastic:
+        ranges = [np.arange(slices[d].start, slices[d].stop) for d in item_dims]
+        sizes = [source.ds.sizes[d] for d in item_dims]
+        items = np.ravel_multi_index(np.meshgrid(*ranges, indexing="ij"), sizes).ravel() if ranges else np.zeros(1, int)
+        keys = item_keys(seed, sample, torch.from_numpy(items.astype(np.int64)))
+    fine = predictor.predict(sequences, keys, first_step=halo_start)
+    if source.time_dim is not None:
+        core = slices[source.time_dim]
+        fine = fine[:, core.start - halo_start : core.stop - halo_start]
+    output_shape = tuple(s.stop - s.start for s in (slices[d] for d in source.dims))
+    fine = fine.reshape(*output_shape, *fine.shape[-3:])
+    return fine[None] if ensemble else fine
+
+
+def _output_dataset(fields: da.Array, source: _Input, fine_grid: Grid, meta: ModelMetadata, samples: int) -> xr.Dataset:
+    dims = (*(("sample",) if samples > 1 else ()), *source.dims)
+    coords: dict[str, xr.Variable | xr.DataArray] = {
+        str(name): coord.variable.compute()
+        for name, coord in source.ds.coords.items()
+        if name not in ("lat", "lon") and set(coord.dims) <= set(source.dims)
+    }
     if samples > 1:
-        fine_values = np.stack([draw.reshape(shape) for draw in draws])
-        field = field.expand_dims(sample=np.arange(samples))
-        extra_dims, input_dims = ["sample", *extra_dims], ["sample", *input_dims]
-    else:
-        fine_values = draws[0].reshape(shape)
-    output = _to_dataset(fine_values, field, extra_dims, fine_grid, meta).transpose(*input_dims, "lat", "lon")
-    if descending:
+        coords["sample"] = xr.Variable("sample", np.arange(samples), {"long_name": "ensemble sample drawn by the network"})
+    coords |= fine_grid.coords()
+    if "time" in source.dims:
+        coords["time"] = coords["time"].copy()
+        coords["time"].attrs = {"standard_name": "time", "long_name": "time", "axis": "T"}
+    variables = {}
+    order = (*(("sample",) if samples > 1 else ()), *source.user_dims, "lat", "lon")
+    for index, name in enumerate(meta.target_variables):
+        attrs = dict(meta.attrs.get(name, {}))
+        attrs["comment"] = f"downscaled x{meta.scale} by dl4ds {meta.architecture}"
+        field = xr.DataArray(fields[..., index, :, :], dims=(*dims, "lat", "lon"), coords=coords, attrs=attrs)
+        variables[name] = field.transpose(*order)
+        if samples > 1:
+            long_name = attrs.get("long_name", name)
+            variables[f"{name}_mean"] = field.mean("sample").transpose(*order[1:]).assign_attrs(
+                attrs, long_name=f"ensemble mean of {long_name}", cell_methods="sample: mean"
+            )
+            variables[f"{name}_spread"] = field.std("sample", ddof=1).transpose(*order[1:]).assign_attrs(
+                {k: v for k, v in attrs.items() if k != "standard_name"},
+                long_name=f"ensemble standard deviation of {long_name} over {samples} samples",
+                cell_methods="sample: standard_deviation",
+            )
+    history = f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} downscaled x{meta.scale} with dl4ds {__version__} ({meta.architecture})"
+    output = xr.Dataset(
+        variables,
+        attrs={
+            "Conventions": "CF-1.8",
+            "title": f"{', '.join(meta.target_variables)} downscaled x{meta.scale} with dl4ds",
+            "source": f"dl4ds {__version__}, network {meta.architecture}",
+            "history": history,
+        },
+    )
+    if source.descending:
         output = output.isel(lat=slice(None, None, -1))
-    return output
+    return output.rename({standard: name for standard, name in source.names.items() if name != standard and standard in output.variables})
+
+
+def _split(size: int, length: int) -> tuple[int, ...]:
+    """``size`` cut into pieces of ``length`` (the last one shorter)."""
+    return tuple(min(length, size - start) for start in range(0, size, length))
+
+
+class _BlockProgress(Callback):
+    """Runs dask synchronously and counts the finished network blocks in a progress bar.
+
+    Synchronous, because the network already uses every core, and computing
+    one block at a time bounds the memory.
+    """
+
+    def __init__(self, blocks: int, show: bool) -> None:
+        super().__init__()
+        self._bar = tqdm(total=blocks, desc="downscaling", unit="block", disable=not show)
+        self._scheduler = dask.config.set(scheduler="synchronous")
+
+    def __enter__(self) -> _BlockProgress:
+        self._scheduler.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *args) -> None:
+        super().__exit__(*args)
+        self._scheduler.__exit__(*args)
+        self._bar.close()
+
+    def _posttask(self, key, result, dsk, state, worker_id) -> None:
+        if isinstance(key, tuple) and str(key[0]).startswith(_BLOCK_PREFIX):
+            self._bar.update(1)
+
+
+def _torch_device(name: str) -> torch.device:
+    """The torch device called ``name``, checked to exist on this machine."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device {name!r} is not a torch device; use 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for, but torch finds no CUDA GPU here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} does not exist: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r} was asked for, but the Apple MPS backend is not available here; use --device cpu")
+    return device
 
 
 def _check_inputs(ds: xr.Dataset, meta: ModelMetadata) -> None:
@@ -173,99 +501,3 @@ def _input_grid(source: Grid, meta: ModelMetadata, domain_bound: bool, regrid: b
             "give input covering that domain"
         )
     return Grid(axes[0], axes[1])
-
-
-@torch.no_grad()
-def _predict(
-    model: DownscalingModel, values: np.ndarray, grid: Grid, batch_size: int, device: torch.device, progress: bool
-) -> np.ndarray:
-    """Run the network on inputs in physical units; returns fine fields in physical units.
-
-    Spatial models map (N, C, h, w) to (N, V, h*s, w*s). Spatio-temporal models
-    map N sequences (N, T, C, h, w) to (N, T, V, h*s, w*s): every window of
-    ``time_window`` steps is predicted, and each step gets the mean of the
-    windows that contain it.
-    """
-    meta = model.metadata
-    scale = meta.scale
-    window = grid.window_in(meta.coarse_grid)
-    fine_window = None if window is None else tuple(slice(w.start * scale, w.stop * scale) for w in window)
-    static = model.static[:, fine_window[0], fine_window[1]].to(device) if (model.has_static and fine_window) else None
-    offset = None if fine_window is None else torch.tensor([[fine_window[0].start, fine_window[1].start]], device=device)
-    model = model.to(device).eval()
-
-    def run(chunk: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(meta.normalizer.normalize_inputs(chunk)).to(device)
-        batch = x.shape[0]
-        prediction = model(
-            x,
-            None if static is None else static.unsqueeze(0).expand(batch, -1, -1, -1),
-            None if offset is None else offset.expand(batch, -1),
-        )
-        return meta.normalizer.target.denormalize(prediction.cpu().numpy(), axis=-3)
-
-    n_targets = len(meta.target_variables)
-    fine_shape = (n_targets, values.shape[-2] * scale, values.shape[-1] * scale)
-    if model.temporal:
-        output = _predict_windows(run, values, meta.time_window or 1, fine_shape, batch_size, progress)
-    else:
-        output = np.empty((values.shape[0], *fine_shape), dtype=np.float32)
-        for start in tqdm(range(0, values.shape[0], batch_size), desc="downscaling", unit="batch", disable=not progress):
-            output[start : start + batch_size] = run(values[start : start + batch_size])
-    missing = np.isnan(values[..., :n_targets, :, :]).repeat(scale, axis=-2).repeat(scale, axis=-1)
-    output[missing] = np.nan
-    if fine_window is not None:
-        output[..., model.no_truth[:, fine_window[0], fine_window[1]].numpy()] = np.nan
-    return output
-
-
-def _predict_windows(
-    run: Callable[[np.ndarray], np.ndarray], sequences: np.ndarray, window: int, fine_shape: tuple[int, int, int],
-    batch_size: int, progress: bool,
-) -> np.ndarray:
-    """Average ``run`` over every window of ``window`` steps of (N, T, C, h, w) sequences -> (N, T, *fine_shape)."""
-    n_sequences, steps = sequences.shape[:2]
-    if steps < window:
-        raise DataError(
-            f"the spatio-temporal model takes windows of {window} consecutive time steps, but the input has only {steps}; "
-            f"give at least {window} time steps"
-        )
-    starts = [(sequence, step) for sequence in range(n_sequences) for step in range(steps - window + 1)]
-    total = np.zeros((n_sequences, steps, *fine_shape), dtype=np.float32)
-    for first in tqdm(range(0, len(starts), batch_size), desc="downscaling", unit="batch", disable=not progress):
-        batch = starts[first : first + batch_size]
-        predictions = run(np.stack([sequences[sequence, step : step + window] for sequence, step in batch]))
-        for (sequence, step), prediction in zip(batch, predictions):
-            total[sequence, step : step + window] += prediction
-    counts = np.convolve(np.ones(steps - window + 1), np.ones(window))  # windows covering each step
-    return total / counts.astype(np.float32)[None, :, None, None, None]
-
-
-def _to_dataset(
-    values: np.ndarray, field: xr.DataArray, extra_dims: list[str], fine_grid: Grid, meta: ModelMetadata
-) -> xr.Dataset:
-    coords: dict[str, xr.DataArray] = {
-        name: coord.variable
-        for name, coord in field.coords.items()
-        if name not in ("channel", "lat", "lon") and set(coord.dims) <= set(extra_dims)
-    }
-    coords |= fine_grid.coords()
-    if "time" in coords:
-        coords["time"] = coords["time"].copy()
-        coords["time"].attrs = {"standard_name": "time", "long_name": "time", "axis": "T"}
-    variables = {}
-    for index, name in enumerate(meta.target_variables):
-        data = values[..., index, :, :]
-        attrs = dict(meta.attrs.get(name, {}))
-        attrs["comment"] = f"downscaled x{meta.scale} by dl4ds {meta.architecture}"
-        variables[name] = xr.DataArray(data, dims=(*extra_dims, "lat", "lon"), coords=coords, attrs=attrs)
-    history = f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} downscaled x{meta.scale} with dl4ds {__version__} ({meta.architecture})"
-    return xr.Dataset(
-        variables,
-        attrs={
-            "Conventions": "CF-1.8",
-            "title": f"{', '.join(meta.target_variables)} downscaled x{meta.scale} with dl4ds",
-            "source": f"dl4ds {__version__}, network {meta.architecture}",
-            "history": history,
-        },
-    )

@@ -16,6 +16,7 @@ from torch import nn
 
 from dl4ds.errors import ConfigError
 from dl4ds.interpolation import upsample
+from dl4ds.models.random_fields import RandomFields
 
 # Zero padding, not replicate. Inputs are normalised, so a zero pad is the
 # climatological mean of each field, and the network can tell where the domain
@@ -164,7 +165,9 @@ class FieldDropout(nn.Module):
     """Dropout of feature maps: standard, spatial (whole channels) or Gaussian; (B, C, h, w) -> (B, C, h, w).
 
     Active in training mode, and also in evaluation mode when ``always_on``
-    (Monte-Carlo dropout).
+    (Monte-Carlo dropout). Masks come from torch's global generator, or from
+    ``random_fields`` (a :class:`~dl4ds.models.random_fields.RandomFields`)
+    while inference sets one.
     """
 
     def __init__(self, rate: float, variant: str, *, always_on: bool = False) -> None:
@@ -172,15 +175,21 @@ class FieldDropout(nn.Module):
         self.rate = rate
         self.variant = variant
         self.always_on = always_on
+        self.random_fields: RandomFields | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training or self.always_on):
             return x
-        if self.variant == "spatial":
-            return F.dropout2d(x, self.rate, training=True)
         if self.variant == "gaussian":
-            return x * (1.0 + math.sqrt(self.rate / (1.0 - self.rate)) * torch.randn_like(x))
-        return F.dropout(x, self.rate, training=True)
+            noise = torch.randn_like(x) if self.random_fields is None else self.random_fields.normal(self, x.shape, x.device)
+            return x * (1.0 + math.sqrt(self.rate / (1.0 - self.rate)) * noise.to(x.dtype))
+        if self.random_fields is None:
+            if self.variant == "spatial":
+                return F.dropout2d(x, self.rate, training=True)
+            return F.dropout(x, self.rate, training=True)
+        shape = (*x.shape[:2], 1, 1) if self.variant == "spatial" else x.shape
+        keep = self.random_fields.uniform(self, torch.Size(shape), x.device) >= self.rate
+        return x * keep.to(x.dtype) / (1.0 - self.rate)
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}, variant={self.variant!r}, always_on={self.always_on}"
@@ -193,19 +202,26 @@ class NoiseInjection(nn.Module):
     dtype, from torch's global generator, at every call and in training and
     evaluation mode alike: a network holding it is a stochastic generator whose
     samples differ from call to call, and ``torch.manual_seed(s)`` before a
-    forward pass makes a sample repeatable. With ``channels = 0`` it returns
-    its input unchanged and draws nothing.
+    forward pass makes a sample repeatable. While inference sets
+    ``random_fields`` (a :class:`~dl4ds.models.random_fields.RandomFields`),
+    the noise is tied to the input and the grid position instead. With
+    ``channels = 0`` it returns its input unchanged and draws nothing.
     """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.channels = channels
+        self.random_fields: RandomFields | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels == 0:
             return x
         batch, _, height, width = x.shape
-        noise = torch.randn(batch, self.channels, height, width, device=x.device, dtype=x.dtype)
+        shape = torch.Size((batch, self.channels, height, width))
+        if self.random_fields is None:
+            noise = torch.randn(shape, device=x.device, dtype=x.dtype)
+        else:
+            noise = self.random_fields.normal(self, shape, x.device).to(x.dtype)
         return torch.cat([x, noise], dim=1)
 
     def extra_repr(self) -> str:
