@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -51,6 +53,7 @@ class TilePredictor:
         offset = (0, 0) if self.fine_window is None else (self.fine_window[0].start, self.fine_window[1].start)
         self.fine_offset = torch.tensor(offset)
         self.window = (meta.time_window or 1) if model.temporal else 1  # steps per forward pass
+        self._lock = threading.Lock()
 
     @torch.no_grad()
     def predict(self, values: np.ndarray, keys: torch.Tensor | None, first_step: int = 0) -> np.ndarray:
@@ -122,7 +125,8 @@ class TilePredictor:
         if keys is None:
             prediction = self.model(x, static, offset)
         else:
-            with RandomFields(keys, tile_origins, (rows, cols)).applied(self.model.network):
+            # the fields are set on the network's layers: one forward pass at a time when dask runs blocks in threads
+            with self._lock, RandomFields(keys, tile_origins, (rows, cols)).applied(self.model.network):
                 prediction = self.model(x, static, offset)
         return prediction if self.model.temporal else prediction.reshape(batch, 1, *prediction.shape[1:])
 
