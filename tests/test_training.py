@@ -72,10 +72,10 @@ class _KilledAfter(SupervisedTrainer):
         super().__init__(**kwargs)
         self.kill_at = kill_at
 
-    def _epoch(self, model, loader, val, epoch):
+    def _epoch(self, model, network, loader, val, epoch):
         if epoch == self.kill_at:
             raise _Killed
-        return super()._epoch(model, loader, val, epoch)
+        return super()._epoch(model, network, loader, val, epoch)
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(week_pairs, tmp_path):
@@ -332,3 +332,18 @@ def test_ensembles_need_a_stochastic_network(week_pairs):
     train_ds, _, train, normalizer = _split(week_pairs)
     with pytest.raises(ConfigError, match="noise_channels"):
         SupervisedTrainer(ensemble_size=2, loss="crps", progress=False).fit(_fresh(train, normalizer), train_ds)
+
+
+def test_compiled_training_takes_the_same_steps(era5_week):
+    from dl4ds.data import PerfectProg
+
+    pairs = PerfectProg(scale=4).pair(era5_week.isel(time=slice(0, 16)))
+    normalizer = Normalizer.fit(pairs)
+    losses = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = DownscalingModel.build("resnet_spc", pairs, normalizer, params={"n_filters": 8, "n_blocks": 1})
+        trainer = SupervisedTrainer(epochs=2, batch_size=8, lr_schedule="constant", progress=False, compile=compiled)
+        trainer.fit(model, DownscalingDataset(pairs, normalizer))
+        losses[compiled] = [record.train_loss for record in trainer.history.epochs]
+    np.testing.assert_allclose(losses[True], losses[False], rtol=0, atol=1e-5)

@@ -49,9 +49,15 @@ def demo(output: str, epochs: int | None) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), help="Override training.epochs of the config.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in the output directory.")
 def train(config: str, output_dir: str | None, epochs: int | None, resume: bool) -> None:
-    """Train a model as described by the YAML file CONFIG."""
+    """Train a model as described by the YAML file CONFIG.
+
+    Under torchrun (torchrun --nproc_per_node N -m dl4ds.cli train CONFIG) it
+    trains data parallel across the N processes; training.batch_size is the
+    global batch.
+    """
     from dl4ds.config import ExperimentConfig
     from dl4ds.experiment import Experiment
+    from dl4ds.training.distributed import is_main_process, shutdown
 
     experiment_config = ExperimentConfig.from_yaml(config)
     updates = {}
@@ -61,7 +67,12 @@ def train(config: str, output_dir: str | None, epochs: int | None, resume: bool)
         updates["training"] = experiment_config.training.model_copy(update={"epochs": epochs})
     experiment_config = experiment_config.model_copy(update=updates)
     experiment = Experiment(experiment_config)
-    result = experiment.run(resume=resume, progress=sys.stderr.isatty())
+    try:
+        result = experiment.run(resume=resume, progress=sys.stderr.isatty())
+        if not is_main_process():
+            return
+    finally:
+        shutdown()
     if result.metrics:
         _print_metrics(result.metrics)
     click.echo(f"best checkpoint: {experiment.best_checkpoint}")

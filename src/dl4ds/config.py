@@ -56,6 +56,10 @@ class DataConfig(_Strict):
     val_period: Period | None = None
     test_period: Period | None = None
     patch_size: tuple[int, int] | None = Field(default=None, description="fine cells (height, width); whole domain if omitted")
+    lazy: bool = Field(
+        default=False,
+        description="read the training period chunk by chunk (dl4ds.data.lazy) instead of loading it; needs patch_size",
+    )
 
     @field_validator("train_period", "val_period", "test_period")
     @classmethod
@@ -70,6 +74,8 @@ class DataConfig(_Strict):
     def _consistent(self) -> DataConfig:
         if self.pairing == "mos" and self.coarse is None:
             raise ValueError("pairing 'mos' needs a 'coarse' source (the coarse data paired with the target)")
+        if self.lazy and self.patch_size is None:
+            raise ValueError("lazy: true samples patches from the archive; set patch_size, e.g. [64, 64]")
         if self.pairing == "perfect_prog" and self.coarse is not None:
             raise ValueError("pairing 'perfect_prog' makes its coarse input from the target; remove 'coarse' or use pairing 'mos'")
         periods = {name: getattr(self, name) for name in ("train_period", "val_period", "test_period")}
@@ -131,6 +137,7 @@ class TrainingConfig(_Strict):
     device: str = "cpu"
     num_workers: int = Field(default=0, ge=0)
     channels_last: bool = True
+    compile: bool = False
     checkpoint_every: int = Field(default=1, ge=1)
     tensorboard: bool = False
     loss_region: LossRegion | None = None

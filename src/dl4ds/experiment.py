@@ -7,11 +7,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 import xarray as xr
 
 from dl4ds.atomic import atomic_path
 from dl4ds.config import ExperimentConfig
+from dl4ds.errors import ConfigError
+from dl4ds.data.grid import standardize
+from dl4ds.data.lazy import LazyPatchDataset, fit_lazy_normalizer
 from dl4ds.data.normalization import Normalizer
 from dl4ds.data.pairing import MOS, PairedData, PerfectProg
 from dl4ds.data.torch_dataset import DownscalingDataset, cell_weights
@@ -52,10 +56,12 @@ class Experiment:
         self.config = config
         self.output_dir = Path(config.output_dir)
 
-    def pair(self) -> PairedData:
-        """Read the configured sources and pair coarse inputs with targets over all times."""
+    def pair(self, period: tuple[str, str] | None = None) -> PairedData:
+        """Read the configured sources and pair coarse inputs with targets over all times, or over ``period`` only."""
         data = self.config.data
         target = open_data(data.target.path)
+        if period is not None:
+            target = standardize(target).sel(time=slice(*period))
         static = None if data.static is None else open_data(data.static.path)
         predictors = None if data.predictors is None else open_data(data.predictors.path)
         common = dict(
@@ -74,44 +80,92 @@ class Experiment:
 
     def run(self, *, resume: bool = False, progress: bool = True) -> ExperimentResult:
         data_config = self.config.data
-        paired = self.pair()
-        train = paired.select_time(*data_config.train_period, role="train_period")
-        val = None if data_config.val_period is None else paired.select_time(*data_config.val_period, role="val_period")
-        test = None if data_config.test_period is None else paired.select_time(*data_config.test_period, role="test_period")
-        normalizer = Normalizer.fit(train)
-        model_config = self.config.model
         training = self.config.training
+        if data_config.lazy:
+            normalizer, reference = self._lazy_statistics()
+            train = None  # never loaded: baselines that need fitting are left out of the verification
+            val = None if data_config.val_period is None else self.pair(data_config.val_period)
+            test = None if data_config.test_period is None else self.pair(data_config.test_period)
+        else:
+            paired = self.pair()
+            train = paired.select_time(*data_config.train_period, role="train_period")
+            val = None if data_config.val_period is None else paired.select_time(*data_config.val_period, role="val_period")
+            test = None if data_config.test_period is None else paired.select_time(*data_config.test_period, role="test_period")
+            normalizer = Normalizer.fit(train)
+            reference = train
+        model_config = self.config.model
         torch.manual_seed(training.seed)  # the weights' initialisation, so a seed gives the same run in any process
         model = DownscalingModel.build(
-            model_config.name, train, normalizer, params=model_config.params, config=self.config.to_dict(),
+            model_config.name, reference, normalizer, params=model_config.params, config=self.config.to_dict(),
             time_window=model_config.time_window,
-        )
-        logger.info(
-            "training %s (%d parameters) on %d samples, validating on %d",
-            self.config.model.name, sum(p.numel() for p in model.parameters()), train.target.sizes["time"],
-            0 if val is None else val.target.sizes["time"],
         )
         trainer = TRAINERS[training.trainer](
             **training.trainer_options(), checkpoint_dir=self.output_dir / "checkpoints", progress=progress
         )
         region = training.loss_region
         weights = cell_weights(
-            train,
+            reference,
             region=None if region is None else region.variable,
             region_min=None if region is None else region.min,
             region_max=None if region is None else region.max,
             area_weighted=training.area_weighted,
         )
         window = model_config.time_window
+        if data_config.lazy:
+            train_data = LazyPatchDataset(
+                self._lazy_target(), normalizer, scale=data_config.scale, patch_size=data_config.patch_size,  # type: ignore[arg-type]
+                variables=data_config.target.variables, static=self._static(), static_variables=self._static_variables(),
+                cell_weights=weights, seed=training.seed, crop=data_config.crop,
+            )
+        else:
+            train_data = DownscalingDataset(train, normalizer, data_config.patch_size, window, cell_weights=weights, seed=training.seed)
+        logger.info(
+            "training %s (%d parameters) on %d samples per epoch, validating on %d",
+            self.config.model.name, sum(p.numel() for p in model.parameters()), len(train_data),
+            0 if val is None else val.target.sizes["time"],
+        )
         trainer.fit(
-            model,
-            DownscalingDataset(train, normalizer, data_config.patch_size, window, cell_weights=weights),
+            model, train_data,
             None if val is None else DownscalingDataset(val, normalizer, time_window=window, cell_weights=weights),
             resume=resume,
         )
+        if not trainer.distributed.is_main:  # rank 0 verifies and writes the outputs
+            return ExperimentResult(model=model, output_dir=self.output_dir, metrics=None)
         samples = self.config.evaluation.samples or (DEFAULT_SAMPLES if model.stochastic else 1)
         metrics = None if test is None else verify(model, test, self.output_dir, train, samples=samples, seed=training.seed)
         return ExperimentResult(model=model, output_dir=self.output_dir, metrics=metrics)
+
+    def _lazy_statistics(self) -> tuple[Normalizer, PairedData]:
+        """For ``data.lazy``: statistics of the training period, fitted chunk by chunk, and small pairs to build the model on.
+
+        The model is built on the validation period (or the first day of
+        training): it gives the grid and static fields, and the cells without
+        truth there are taken to have none in training.
+        """
+        data = self.config.data
+        if data.pairing != "perfect_prog" or data.predictors is not None or self.config.model.time_window is not None:
+            raise ConfigError(
+                "data.lazy reads the training period chunk by chunk with PerfectProg pairing only, without predictors and "
+                "for spatial networks; use pairing perfect_prog without predictors and time_window, or set lazy: false"
+            )
+        normalizer = fit_lazy_normalizer(
+            self._lazy_target(), scale=data.scale, variables=data.target.variables, static=self._static(),
+            static_variables=self._static_variables(), crop=data.crop,
+        )
+        first_day = str(pd.Timestamp(data.train_period[0]).date())
+        reference = self.pair(data.val_period or (data.train_period[0], first_day))
+        return normalizer, reference
+
+    def _lazy_target(self) -> xr.Dataset:
+        """The training period of the target, opened lazily."""
+        data = self.config.data
+        return standardize(open_data(data.target.path)).sel(time=slice(*data.train_period))
+
+    def _static(self) -> xr.Dataset | None:
+        return None if self.config.data.static is None else open_data(self.config.data.static.path)
+
+    def _static_variables(self) -> list[str] | None:
+        return None if self.config.data.static is None else self.config.data.static.variables
 
     @property
     def best_checkpoint(self) -> Path:

@@ -1,8 +1,12 @@
-"""Data pipeline: xarray in, normalised torch samples out."""
+"""Data pipeline: xarray in, normalised torch samples out (in memory, or read lazily from NetCDF/Zarr)."""
 
 from dl4ds.data.grid import Grid, standardize
+from dl4ds.data.lazy import LazyPatchDataset, fit_lazy_normalizer
 from dl4ds.data.normalization import ChannelStats, Normalizer
 from dl4ds.data.pairing import MOS, PairedData, PerfectProg
 from dl4ds.data.torch_dataset import DownscalingDataset
 
-__all__ = ["Grid", "standardize", "ChannelStats", "Normalizer", "MOS", "PairedData", "PerfectProg", "DownscalingDataset"]
+__all__ = [
+    "Grid", "standardize", "ChannelStats", "Normalizer", "MOS", "PairedData", "PerfectProg", "DownscalingDataset",
+    "LazyPatchDataset", "fit_lazy_normalizer",
+]

@@ -34,11 +34,14 @@ class DownscalingDataset(Dataset[Sample]):
         normalizer: statistics fitted on the training period.
         patch_size: (height, width) in fine cells of random patches, aligned
             with the coarse grid (both multiples of the scale); None gives the
-            whole domain. Patches are drawn anew at every access, from torch's
-            global random generator.
+            whole domain. A sample's patch position depends only on ``seed``,
+            the epoch (see :meth:`set_epoch`) and the sample's index, so the
+            same samples come out in any process, worker or order.
         time_window: T, the number of consecutive time steps per sample (for
             spatio-temporal networks); None gives single time steps. Every
             window of T steps is a sample (they overlap).
+        cell_weights: (H, W) loss weights on the fine grid (see :func:`cell_weights`).
+        seed: seeds the patch positions.
     """
 
     def __init__(
@@ -48,8 +51,11 @@ class DownscalingDataset(Dataset[Sample]):
         patch_size: tuple[int, int] | None = None,
         time_window: int | None = None,
         cell_weights: np.ndarray | None = None,
+        seed: int = 0,
     ) -> None:
         self.scale = data.scale
+        self.seed = seed
+        self.epoch = 0
         steps = data.target.sizes["time"]
         if time_window is not None and not 1 <= time_window <= steps:
             raise ConfigError(
@@ -88,6 +94,10 @@ class DownscalingDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return self.x.shape[0] - (self.time_window or 1) + 1
 
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the patches of epoch ``epoch`` (the trainer calls this before each epoch)."""
+        self.epoch = epoch
+
     def __getitem__(self, index: int) -> Sample:
         if self.patch_size is None:
             row = col = 0
@@ -96,8 +106,9 @@ class DownscalingDataset(Dataset[Sample]):
             height, width = self.patch_size
             coarse_rows = (self.y.shape[-2] - height) // self.scale + 1
             coarse_cols = (self.y.shape[-1] - width) // self.scale + 1
-            row = int(torch.randint(coarse_rows, ()).item()) * self.scale
-            col = int(torch.randint(coarse_cols, ()).item()) * self.scale
+            position = np.random.default_rng([self.seed, self.epoch, index])
+            row = int(position.integers(coarse_rows)) * self.scale
+            col = int(position.integers(coarse_cols)) * self.scale
         fine = (slice(row, row + height), slice(col, col + width))
         coarse = (
             slice(row // self.scale, (row + height) // self.scale),

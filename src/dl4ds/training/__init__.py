@@ -1,6 +1,7 @@
-"""Training: content losses, the training loop, supervised and conditional adversarial trainers."""
+"""Training: content losses, the training loop, supervised and conditional adversarial trainers, data parallelism."""
 
 from dl4ds.training.cgan import CGANTrainer, GANOptions
+from dl4ds.training.distributed import Distributed
 from dl4ds.training.history import EpochRecord, TrainingHistory
 from dl4ds.training.losses import CompositeLoss, create_loss, list_losses
 from dl4ds.training.schedules import EarlyStopping, LRSchedule
@@ -11,6 +12,7 @@ TRAINERS: dict[str, type[Trainer]] = {"supervised": SupervisedTrainer, "cgan": C
 __all__ = [
     "CGANTrainer",
     "CompositeLoss",
+    "Distributed",
     "EarlyStopping",
     "EpochRecord",
     "GANOptions",

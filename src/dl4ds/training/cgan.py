@@ -15,12 +15,14 @@ generated fields the discriminator sees, so it cannot tell them apart there.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
+from torch.utils.data import Dataset
 
 from dl4ds.data.torch_dataset import DownscalingDataset
 from dl4ds.model import DownscalingModel
@@ -112,7 +114,11 @@ class CGANTrainer(Trainer):
         super().end_epoch(monitored)
         step_scheduler(self.discriminator_scheduler, monitored)
 
-    def train_step(self, model: DownscalingModel, batch: Batch) -> dict[str, float]:
+    def parallel(self, module: torch.nn.Module) -> torch.nn.Module:
+        self.discriminator_network = super().parallel(self.discriminator)
+        return super().parallel(module)
+
+    def train_step(self, network: torch.nn.Module, batch: Batch) -> dict[str, float]:
         real = batch.frames(batch.y)
         valid = (batch.frames(batch.weight) > 0).unsqueeze(1)
 
@@ -124,23 +130,23 @@ class CGANTrainer(Trainer):
         self.discriminator.train()
         for _ in range(self.gan.discriminator_steps):
             with torch.no_grad():
-                fake = as_shown(self.generate(model, batch))
+                fake = as_shown(self.generate(network, batch))
             d_loss, d_terms = self._discriminator_loss(real, real_condition, fake, condition)
             self.optimise(d_loss, self.discriminator_optimizer, self.discriminator.parameters(), self.discriminator_scaler)
 
-        prediction = self.generate(model, batch)
+        prediction = self.generate(network, batch)
         content, terms = self.content_loss(prediction, batch)
         adversarial = self._generator_adversarial(as_shown(prediction), condition)
         adversarial_on = len(self.history.epochs) >= self.gan.warmup_epochs
         total = content + (self.gan.adversarial_weight * adversarial if adversarial_on else 0.0)
-        self.optimise(total, self.optimizer, model.parameters())  # type: ignore[arg-type]
-        self.update_average(model)
+        self.optimise(total, self.optimizer, network.parameters())  # type: ignore[arg-type]
+        self.update_average()
         return {"loss": content.item(), "adversarial": adversarial.item(), **d_terms, **terms}
 
     def _logits(self, fields: torch.Tensor, condition: Condition) -> torch.Tensor:
         """Patch logits of (N, V, H, W) fields given their (N, C, h, w) coarse inputs and static fields."""
         with self.autocast():
-            return self.discriminator(fields, *condition).float()
+            return self.discriminator_network(fields, *condition).float()
 
     def _discriminator_loss(
         self, real: torch.Tensor, real_condition: Condition, fake: torch.Tensor, condition: Condition,
@@ -174,15 +180,20 @@ class CGANTrainer(Trainer):
         return F.softplus(-logits).mean()
 
 
-def detail_scale(data: DownscalingDataset, max_steps: int = 256) -> torch.Tensor:
+def detail_scale(data: Dataset, max_steps: int = 256) -> torch.Tensor:
     """(V,) standard deviation of the true fine-scale detail (target minus bilinear interpolation of its coarse version).
 
     Computed over the cells with truth of up to ``max_steps`` evenly spaced
-    time steps, in normalised units; at least 1e-6.
+    time steps of an in-memory dataset, or the first ``max_steps`` samples of
+    an iterable (lazy) one, in normalised units; at least 1e-6.
     """
-    steps = torch.linspace(0, data.y.shape[0] - 1, min(max_steps, data.y.shape[0])).round().long()
-    variables = data.y.shape[1]
-    detail = fine_detail(data.y[steps], interpolate_coarse(data.x[steps], data.scale))
-    valid = data.weight[steps] > 0
-    spread = [detail[:, v][valid[:, v]].std() if valid[:, v].sum() > 1 else torch.tensor(1.0) for v in range(variables)]
+    if isinstance(data, DownscalingDataset):
+        steps = torch.linspace(0, data.y.shape[0] - 1, min(max_steps, data.y.shape[0])).round().long()
+        x, y, weight = data.x[steps], data.y[steps], data.weight[steps]
+    else:
+        samples = list(itertools.islice(iter(data), max_steps))
+        x, y, weight = (torch.stack([sample[key] for sample in samples]) for key in ("x", "y", "weight"))
+    detail = fine_detail(y, interpolate_coarse(x, y.shape[-1] // x.shape[-1]))
+    valid = weight > 0
+    spread = [detail[:, v][valid[:, v]].std() if valid[:, v].sum() > 1 else torch.tensor(1.0) for v in range(y.shape[1])]
     return torch.stack(spread).nan_to_num(1.0).clamp_min(1e-6)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 from tqdm.auto import tqdm
 
 from dl4ds.checkpoint import read_checkpoint, save_checkpoint
@@ -28,6 +28,7 @@ from dl4ds.data.torch_dataset import DownscalingDataset, Sample
 from dl4ds.errors import CheckpointError, ConfigError
 from dl4ds.model import DownscalingModel
 from dl4ds.seeding import seeded
+from dl4ds.training.distributed import Distributed
 from dl4ds.training.history import EpochRecord, TensorBoardLog, TrainingHistory
 from dl4ds.training.losses import CompositeLoss, create_loss
 from dl4ds.training.schedules import EarlyStopping, LRSchedule, Scheduler, step_scheduler
@@ -113,6 +114,7 @@ class Trainer(ABC):
         channels_last: keep weights and batches in the channels-last memory
             format, which makes convolutions 10-30% faster on CPUs
             (``benchmarks/training_throughput.py --channels-last``).
+        compile: run the training steps' networks through :func:`torch.compile`.
         checkpoint_dir: where ``best.pt`` (best epoch), ``last.pt`` (weights
             and the full training state, for resuming), ``history.csv``,
             ``learning_curves.png`` and optionally ``tensorboard/`` are
@@ -121,6 +123,14 @@ class Trainer(ABC):
             epochs, and always after the last one.
         tensorboard: also log to TensorBoard (``checkpoint_dir/tensorboard``).
         progress: show a progress bar.
+
+    Launched by ``torchrun`` with several processes, :meth:`fit` trains data
+    parallel (see :mod:`dl4ds.training.distributed`): ``batch_size`` is the
+    global batch, split evenly across the processes; each process reads its
+    own share of the shuffled samples (the same shuffle and patches as a
+    single process), DDP averages the gradients, and only rank 0 logs,
+    validates and writes checkpoints, which are the same files as a single
+    process writes and resume in any number of processes.
     """
 
     def __init__(
@@ -140,6 +150,7 @@ class Trainer(ABC):
         device: str = "cpu",
         num_workers: int = 0,
         channels_last: bool = True,
+        compile: bool = False,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,
         tensorboard: bool = False,
@@ -167,6 +178,7 @@ class Trainer(ABC):
         self.seed = seed
         self.num_workers = num_workers
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.compile = compile
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every
         self.tensorboard = tensorboard
@@ -174,12 +186,22 @@ class Trainer(ABC):
         self.history = TrainingHistory()
         self.ema: AveragedModel | None = None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.distributed = Distributed()
 
     # ----------------------------------------------------------------- subclass interface
 
     @abstractmethod
-    def train_step(self, model: DownscalingModel, batch: Batch) -> dict[str, float]:
-        """One optimisation step on ``batch``; returns ``{"loss": content loss, other terms...}``."""
+    def train_step(self, network: torch.nn.Module, batch: Batch) -> dict[str, float]:
+        """One optimisation step on ``batch``; returns ``{"loss": content loss, other terms...}``.
+
+        ``network`` is the model being trained as the step must call it:
+        wrapped for data parallelism and compiled when those are on.
+        """
+
+    def parallel(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` as the training steps call it: wrapped in DDP across processes, compiled with ``compile``."""
+        module = self.distributed.wrap(module, self.device)
+        return torch.compile(module) if self.compile else module
 
     def components(self, model: DownscalingModel, train: DownscalingDataset) -> dict[str, Any]:
         """Objects with a ``state_dict`` that a resumed run must restore, created at the start of :meth:`fit`."""
@@ -212,7 +234,10 @@ class Trainer(ABC):
         where the interrupted run left it: weights, optimisers, schedules,
         loss scaling, weight average, random state, epoch and history.
         """
-        torch.manual_seed(self.seed)
+        self.distributed = Distributed.from_environment(self.device)
+        self.device = self.distributed.device(self.device)
+        local_batch = self.distributed.local_batch_size(self.batch_size)
+        torch.manual_seed(self.seed + self.distributed.rank)  # noise differs across processes; DDP syncs the weights
         if self.ensemble_size > 1 and not model.stochastic:
             raise ConfigError(
                 f"ensemble_size={self.ensemble_size} needs a stochastic network whose repeated predictions differ; "
@@ -222,12 +247,11 @@ class Trainer(ABC):
         self.history = TrainingHistory()
         parts = self.components(model, train)
         start_epoch = self._restore(model, parts) if resume else 1
-        loader = DataLoader(
-            train, batch_size=self.batch_size, shuffle=True, drop_last=len(train) > self.batch_size,
-            num_workers=self.num_workers,
-        )
+        self.model = model
+        network = self.parallel(model)
+        loader = self._loader(train, local_batch)
         board = None
-        if self.tensorboard:
+        if self.tensorboard and self.distributed.is_main:
             assert self.checkpoint_dir is not None
             board = TensorBoardLog(self.checkpoint_dir / "tensorboard", first_epoch=start_epoch)
         best = self.history.best
@@ -237,7 +261,7 @@ class Trainer(ABC):
             for epoch in range(start_epoch, self.epochs + 1):
                 if self._stopped():
                     break
-                record = self._epoch(model, loader, val, epoch)
+                record = self._epoch(model, network, loader, val, epoch)
                 self.end_epoch(record.monitored)
                 self.history.epochs.append(record)
                 if board is not None:
@@ -250,6 +274,7 @@ class Trainer(ABC):
         finally:
             if board is not None:
                 board.close()
+        self.distributed.barrier()  # rank 0 has written its checkpoints
         if best_state is not None:
             model.load_state_dict(best_state)
         elif self.checkpoint_dir is not None and (self.checkpoint_dir / BEST_CHECKPOINT).exists():
@@ -260,16 +285,39 @@ class Trainer(ABC):
         model.eval()
         return model
 
-    def _epoch(self, model: DownscalingModel, loader: DataLoader, val: DownscalingDataset | None, epoch: int) -> EpochRecord:
+    def _loader(self, train: Dataset, batch_size: int) -> DataLoader:
+        """Batches of this process's share of ``train``: a shuffle seeded by ``seed`` and the epoch, split by rank.
+
+        An iterable dataset (e.g. a lazy one) shuffles and shards itself.
+        """
+        if isinstance(train, IterableDataset):
+            return DataLoader(train, batch_size=batch_size, num_workers=self.num_workers)
+        sampler = DistributedSampler(
+            train, num_replicas=self.distributed.world_size, rank=self.distributed.rank, shuffle=True, seed=self.seed,
+            drop_last=True,
+        )
+        return DataLoader(
+            train, batch_size=batch_size, sampler=sampler, drop_last=len(train) > self.batch_size,
+            num_workers=self.num_workers,
+        )
+
+    def _epoch(
+        self, model: DownscalingModel, network: torch.nn.Module, loader: DataLoader, val: DownscalingDataset | None,
+        epoch: int,
+    ) -> EpochRecord:
         started = time.perf_counter()
         learning_rate = self.optimizer.param_groups[0]["lr"]
+        for reshuffled in (loader.sampler, loader.dataset):
+            if hasattr(reshuffled, "set_epoch"):
+                reshuffled.set_epoch(epoch)
         model.train()
         sums: dict[str, float] = {}
         count = 0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{self.epochs}", disable=not self.progress, leave=False, unit="batch")
+        show = self.progress and self.distributed.is_main
+        bar = tqdm(loader, desc=f"epoch {epoch}/{self.epochs}", disable=not show, leave=False, unit="batch")
         for sample in bar:
             batch = Batch(sample, self.device, self.memory_format)
-            values = self.train_step(model, batch)
+            values = self.train_step(network, batch)
             if not math.isfinite(values["loss"]):
                 raise FloatingPointError(
                     f"the training loss became {values['loss']} in epoch {epoch}; lower the learning_rate, "
@@ -279,14 +327,19 @@ class Trainer(ABC):
                 sums[name] = sums.get(name, 0.0) + value * batch.size
             count += batch.size
             bar.set_postfix(loss=f"{sums['loss'] / count:.4f}")
-        means = {name: total / max(count, 1) for name, total in sums.items()}
+        names = sorted(sums)
+        totals = self.distributed.sum(torch.tensor([count] + [sums[name] for name in names], dtype=torch.float64))
+        means = {name: float(total) / max(float(totals[0]), 1.0) for name, total in zip(names, totals[1:])}
         train_loss = means.pop("loss")
-        val_loss = None if val is None else self.evaluate_loss(model, val)
+        val_loss = None
+        if val is not None:
+            val_loss = self.distributed.broadcast(self.evaluate_loss(model, val) if self.distributed.is_main else None)
         record = EpochRecord(epoch, train_loss, val_loss, learning_rate, time.perf_counter() - started, means)
-        logger.info(
-            "epoch %d/%d  train loss %.4f  val loss %s  (%.1f s)",
-            epoch, self.epochs, train_loss, "-" if val_loss is None else f"{val_loss:.4f}", record.seconds,
-        )
+        if self.distributed.is_main:
+            logger.info(
+                "epoch %d/%d  train loss %.4f  val loss %s  (%.1f s)",
+                epoch, self.epochs, train_loss, "-" if val_loss is None else f"{val_loss:.4f}", record.seconds,
+            )
         return record
 
     def _stopped(self) -> bool:
@@ -295,6 +348,8 @@ class Trainer(ABC):
             return False
         assert self.early_stopping is not None
         best = self.history.best
+        if not self.distributed.is_main:
+            return True
         logger.info(
             "early stopping after epoch %d: no improvement for %d epochs; restoring epoch %d",
             self.history.epochs[-1].epoch, self.early_stopping.patience, best.epoch if best else 0,
@@ -351,9 +406,10 @@ class Trainer(ABC):
         scaler.step(optimizer)
         scaler.update()
 
-    def update_average(self, model: DownscalingModel) -> None:
+    def update_average(self) -> None:
+        """Fold the model's new weights into the moving average, if one is kept."""
         if self.ema is not None:
-            self.ema.update_parameters(model)
+            self.ema.update_parameters(self.model)
 
     def evaluated(self, model: DownscalingModel) -> DownscalingModel:
         """The weights that are validated and kept: the moving average if there is one, else ``model``."""
@@ -381,7 +437,7 @@ class Trainer(ABC):
     # ----------------------------------------------------------------- checkpoints
 
     def _save(self, model: DownscalingModel, parts: dict[str, Any], epoch: int, improved: bool) -> None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or not self.distributed.is_main:
             return
         if improved:
             save_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT, self.evaluated(model))
@@ -432,6 +488,8 @@ class Trainer(ABC):
         for name, part in parts.items():
             part.load_state_dict(state[name])
         torch.set_rng_state(state["torch_rng"])
+        if self.distributed.active:  # the state is rank 0's: give every process its own stream again
+            torch.manual_seed(int(torch.randint(2**62, ()).item()) + self.distributed.rank)
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.history = TrainingHistory.from_list(state["history"])
@@ -442,10 +500,10 @@ class Trainer(ABC):
 class SupervisedTrainer(Trainer):
     """Minimises the content loss with Adam (see :class:`Trainer` for the options)."""
 
-    def train_step(self, model: DownscalingModel, batch: Batch) -> dict[str, float]:
-        loss, terms = self.content_loss(self.generate(model, batch), batch)
-        self.optimise(loss, self.optimizer, model.parameters())
-        self.update_average(model)
+    def train_step(self, network: torch.nn.Module, batch: Batch) -> dict[str, float]:
+        loss, terms = self.content_loss(self.generate(network, batch), batch)
+        self.optimise(loss, self.optimizer, network.parameters())
+        self.update_average()
         return {"loss": loss.item(), **terms}
 
 
