@@ -76,7 +76,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from dl4ds.data.fields import block_average, crop_to_multiple, select_field
 from dl4ds.data.grid import Grid
 from dl4ds.data.normalization import ChannelStats, Normalizer
-from dl4ds.data.pairing import _fine_static
+from dl4ds.data.pairing import fine_static
 from dl4ds.data.torch_dataset import Sample
 from dl4ds.errors import ConfigError, DataError
 
@@ -218,7 +218,7 @@ class LazyPatchDataset(IterableDataset[Sample]):
                 )
             weight = cell_weights.astype(np.float32)
         self._cell_weights = weight
-        static_field, _, _ = _fine_static(static, static_variables, self.fine_grid)
+        static_field, _, _ = fine_static(static, static_variables, self.fine_grid)
         if static_field is None:
             self._static = np.zeros((0, *fine_shape), dtype=np.float32)
         else:
@@ -362,7 +362,7 @@ def fit_lazy_normalizer(
     # The same floor as ChannelStats.fit: a constant channel normalises to zeros.
     std = np.where(std < 1e-6, 1.0, std)
     stats = ChannelStats(names, np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64))
-    static_field, _, _ = _fine_static(static, static_variables, Grid.of(field))
+    static_field, _, _ = fine_static(static, static_variables, Grid.of(field))
     static_stats = None if static_field is None else ChannelStats.fit(static_field.load(), "channel")
     return Normalizer(target=stats, inputs=stats, static=static_stats)
 

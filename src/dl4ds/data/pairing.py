@@ -90,7 +90,7 @@ class PairedData:
         return replace(self, inputs=self.inputs.sel(selection), target=target)
 
 
-def _fine_static(
+def fine_static(
     static: XarrayInput | None, variables: Sequence[str] | None, fine: Grid
 ) -> tuple[xr.DataArray | None, dict[str, dict[str, str]], list[str]]:
     """Bring static fields onto the fine grid; returns (field, attrs, notes)."""
@@ -177,7 +177,7 @@ def _assemble(
 ) -> PairedData:
     fine = Grid.of(target)
     coarse = Grid.of(coarse_targets)
-    static_field, static_attrs, static_notes = _fine_static(static[0], static[1], fine)
+    static_field, static_attrs, static_notes = fine_static(static[0], static[1], fine)
     predictor_field, predictor_attrs, predictor_notes = _coarse_predictors(
         predictors[0], predictors[1], coarse, fine, scale, target["time"]
     )

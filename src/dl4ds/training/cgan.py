@@ -87,7 +87,7 @@ class CGANTrainer(Trainer):
         self.gan = GANOptions.parse(gan or {}, "gan")
         self.discriminator_scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
-    def components(self, model: DownscalingModel, train: DownscalingDataset) -> dict[str, Any]:
+    def components(self, model: DownscalingModel, train: Dataset) -> dict[str, Any]:
         parts = super().components(model, train)
         meta = model.metadata
         self.discriminator = ConditionalDiscriminator(

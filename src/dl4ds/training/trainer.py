@@ -187,6 +187,7 @@ class Trainer(ABC):
         self.ema: AveragedModel | None = None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.distributed = Distributed()
+        self.model: DownscalingModel | None = None  # the model being trained, during fit
 
     # ----------------------------------------------------------------- subclass interface
 
@@ -203,7 +204,7 @@ class Trainer(ABC):
         module = self.distributed.wrap(module, self.device)
         return torch.compile(module) if self.compile else module
 
-    def components(self, model: DownscalingModel, train: DownscalingDataset) -> dict[str, Any]:
+    def components(self, model: DownscalingModel, train: Dataset) -> dict[str, Any]:
         """Objects with a ``state_dict`` that a resumed run must restore, created at the start of :meth:`fit`."""
         optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
         self.optimizer = optimizer
@@ -223,14 +224,16 @@ class Trainer(ABC):
     def fit(
         self,
         model: DownscalingModel,
-        train: DownscalingDataset,
+        train: Dataset,
         val: DownscalingDataset | None = None,
         *,
         resume: bool = False,
     ) -> DownscalingModel:
         """Train ``model`` in place and return it, in eval mode, with the best epoch's weights.
 
-        With ``resume=True``, continues from ``checkpoint_dir/last.pt`` exactly
+        ``train`` is a :class:`DownscalingDataset` (in memory) or an iterable
+        dataset that shuffles and shards itself, such as
+        :class:`dl4ds.data.LazyPatchDataset`. With ``resume=True``, continues from ``checkpoint_dir/last.pt`` exactly
         where the interrupted run left it: weights, optimisers, schedules,
         loss scaling, weight average, random state, epoch and history.
         """
@@ -408,7 +411,7 @@ class Trainer(ABC):
 
     def update_average(self) -> None:
         """Fold the model's new weights into the moving average, if one is kept."""
-        if self.ema is not None:
+        if self.ema is not None and self.model is not None:
             self.ema.update_parameters(self.model)
 
     def evaluated(self, model: DownscalingModel) -> DownscalingModel:
@@ -488,10 +491,10 @@ class Trainer(ABC):
         for name, part in parts.items():
             part.load_state_dict(state[name])
         torch.set_rng_state(state["torch_rng"])
-        if self.distributed.active:  # the state is rank 0's: give every process its own stream again
-            torch.manual_seed(int(torch.randint(2**62, ()).item()) + self.distributed.rank)
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if self.distributed.active:  # the state is rank 0's: give every process its own stream again
+            torch.manual_seed(int(torch.randint(2**62, ()).item()) + self.distributed.rank)
         self.history = TrainingHistory.from_list(state["history"])
         logger.info("resuming after epoch %d from %s", state["epoch"], path)
         return int(state["epoch"]) + 1
