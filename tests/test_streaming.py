@@ -213,5 +213,8 @@ def test_spatio_temporal_model_runs_along_the_lead_dim(era5_week):
     assert out["t2m"].dims == ("number", "step", "lat", "lon")
     alone = downscale(model, forecast.isel(number=1).rename(step="time"))
     np.testing.assert_allclose(out["t2m"].values[1], alone["t2m"].values, atol=1e-4)
+    # the user's name of the time dim works too (dl4ds calls valid_time "time" inside)
+    named = downscale(model, forecast.isel(number=1).rename(step="valid_time"), time_dim="valid_time")
+    np.testing.assert_allclose(named["t2m"].values, alone["t2m"].values, atol=1e-4)
     with pytest.raises(DataError, match="time_dim='hour' is not a dim"):
         downscale(model, forecast, time_dim="hour")

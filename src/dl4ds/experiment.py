@@ -6,6 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -82,7 +83,9 @@ class Experiment:
         data_config = self.config.data
         training = self.config.training
         if data_config.lazy:
-            normalizer, reference = self._lazy_statistics()
+            lazy_target, pairing = self._lazy_source()
+            normalizer = fit_lazy_normalizer(lazy_target, **pairing)
+            reference = self._reference_pairs()
             train = None  # never loaded: baselines that need fitting are left out of the verification
             val = None if data_config.val_period is None else self.pair(data_config.val_period)
             test = None if data_config.test_period is None else self.pair(data_config.test_period)
@@ -113,9 +116,8 @@ class Experiment:
         window = model_config.time_window
         if data_config.lazy:
             train_data = LazyPatchDataset(
-                self._lazy_target(), normalizer, scale=data_config.scale, patch_size=data_config.patch_size,  # type: ignore[arg-type]
-                variables=data_config.target.variables, static=self._static(), static_variables=self._static_variables(),
-                cell_weights=weights, seed=training.seed, crop=data_config.crop,
+                lazy_target, normalizer, patch_size=data_config.patch_size,  # type: ignore[arg-type]
+                cell_weights=weights, seed=training.seed, **pairing,
             )
         else:
             train_data = DownscalingDataset(train, normalizer, data_config.patch_size, window, cell_weights=weights, seed=training.seed)
@@ -135,37 +137,34 @@ class Experiment:
         metrics = None if test is None else verify(model, test, self.output_dir, train, samples=samples, seed=training.seed)
         return ExperimentResult(model=model, output_dir=self.output_dir, metrics=metrics)
 
-    def _lazy_statistics(self) -> tuple[Normalizer, PairedData]:
-        """For ``data.lazy``: statistics of the training period, fitted chunk by chunk, and small pairs to build the model on.
-
-        The model is built on the validation period (or the first day of
-        training): it gives the grid and static fields, and the cells without
-        truth there are taken to have none in training.
-        """
+    def _lazy_source(self) -> tuple[xr.Dataset, dict[str, Any]]:
+        """For ``data.lazy``: the training period of the target, opened lazily, and the PerfectProg pairing options
+        (scale, variables, static fields, crop) that the lazy normaliser and dataset share."""
         data = self.config.data
         if data.pairing != "perfect_prog" or data.predictors is not None or self.config.model.time_window is not None:
             raise ConfigError(
                 "data.lazy reads the training period chunk by chunk with PerfectProg pairing only, without predictors and "
                 "for spatial networks; use pairing perfect_prog without predictors and time_window, or set lazy: false"
             )
-        normalizer = fit_lazy_normalizer(
-            self._lazy_target(), scale=data.scale, variables=data.target.variables, static=self._static(),
-            static_variables=self._static_variables(), crop=data.crop,
-        )
-        first_day = str(pd.Timestamp(data.train_period[0]).date())
-        reference = self.pair(data.val_period or (data.train_period[0], first_day))
-        return normalizer, reference
+        target = standardize(open_data(data.target.path)).sel(time=slice(*data.train_period))
+        pairing = {
+            "scale": data.scale,
+            "variables": data.target.variables,
+            "static": None if data.static is None else open_data(data.static.path),
+            "static_variables": None if data.static is None else data.static.variables,
+            "crop": data.crop,
+        }
+        return target, pairing
 
-    def _lazy_target(self) -> xr.Dataset:
-        """The training period of the target, opened lazily."""
+    def _reference_pairs(self) -> PairedData:
+        """For ``data.lazy``: the small pairs the model is built on, the validation period or the first day of training.
+
+        They give the grid and static fields; cells without truth there are
+        taken to have none in training.
+        """
         data = self.config.data
-        return standardize(open_data(data.target.path)).sel(time=slice(*data.train_period))
-
-    def _static(self) -> xr.Dataset | None:
-        return None if self.config.data.static is None else open_data(self.config.data.static.path)
-
-    def _static_variables(self) -> list[str] | None:
-        return None if self.config.data.static is None else self.config.data.static.variables
+        first_day = str(pd.Timestamp(data.train_period[0]).date())
+        return self.pair(data.val_period or (data.train_period[0], first_day))
 
     @property
     def best_checkpoint(self) -> Path:

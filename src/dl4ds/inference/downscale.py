@@ -223,9 +223,10 @@ class Downscaler:
         name = f"{_BLOCK_PREFIX}{uuid.uuid4().hex}"
         ensemble = self.samples > 1
         graph = {}
+        starts = [np.cumsum((0, *chunk)) for chunk in chunks]  # block boundaries along each leading dim
         for block in np.ndindex(*(len(c) for c in chunks)):
             slices = {
-                dim: slice(sum(chunk[:index]), sum(chunk[: index + 1])) for dim, chunk, index in zip(source.dims, chunks, block)
+                dim: slice(int(bounds[index]), int(bounds[index + 1])) for dim, bounds, index in zip(source.dims, starts, block)
             }
             for sample in range(self.samples):
                 key = (name, sample, *block, 0, 0, 0) if ensemble else (name, *block, 0, 0, 0)
@@ -256,7 +257,7 @@ class Downscaler:
                     f"{variable}: {ds[variable].dims}); give every input variable the same dims"
                 )
         grid = _input_grid(Grid.of(ds), meta, self.model.domain_bound, self.regrid)
-        time_dim = self._time_dim(user_dims) if self.model.temporal else None
+        time_dim = self._time_dim(user_dims, names) if self.model.temporal else None
         dims = tuple(d for d in user_dims if d != time_dim) + ((time_dim,) if time_dim else ())
         if time_dim is not None and ds.sizes[time_dim] < (meta.time_window or 1):
             raise DataError(
@@ -265,13 +266,14 @@ class Downscaler:
             )
         return _Input(ds, grid, dims, user_dims, time_dim, names, descending)
 
-    def _time_dim(self, dims: Sequence[str]) -> str:
+    def _time_dim(self, dims: Sequence[str], names: Mapping[str, str]) -> str:
+        """The (standardized) dim a spatio-temporal network runs along; ``names`` maps standard to user names."""
         meta = self.model.metadata
         if self.time_dim is not None:
-            if self.time_dim not in dims and self.time_dim != "time":
+            wanted = "time" if self.time_dim == names.get("time") else self.time_dim
+            if wanted not in dims:
                 raise DataError(f"time_dim={self.time_dim!r} is not a dim of the input (dims {list(dims)})")
-            if self.time_dim in dims:
-                return self.time_dim
+            return wanted
         candidates = [d for d in ("time", *LEAD_DIMS) if d in dims]
         if not candidates:
             raise DataError(

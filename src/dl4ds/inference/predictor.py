@@ -50,6 +50,7 @@ class TilePredictor:
         if model.has_static and self.fine_window is not None:
             static = model.static[:, self.fine_window[0], self.fine_window[1]]
             self.static = _pad(static, padded_shape[0] * scale, padded_shape[1] * scale).to(device)
+        self.no_truth = None if self.fine_window is None else model.no_truth[:, self.fine_window[0], self.fine_window[1]].cpu().numpy()
         offset = (0, 0) if self.fine_window is None else (self.fine_window[0].start, self.fine_window[1].start)
         self.fine_offset = torch.tensor(offset)
         self.window = (meta.time_window or 1) if model.temporal else 1  # steps per forward pass
@@ -105,8 +106,8 @@ class TilePredictor:
         output = meta.normalizer.target.denormalize(total[..., : height * scale, : width * scale].numpy(), axis=-3)
         missing = np.isnan(values[:, :, :n_targets]).repeat(scale, axis=-2).repeat(scale, axis=-1)
         output[missing] = np.nan
-        if self.fine_window is not None:
-            output[..., self.model.no_truth[:, self.fine_window[0], self.fine_window[1]].cpu().numpy()] = np.nan
+        if self.no_truth is not None:
+            output[..., self.no_truth] = np.nan
         return output
 
     def _forward(self, x: torch.Tensor, tile_origins: torch.Tensor, keys: torch.Tensor | None) -> torch.Tensor:
