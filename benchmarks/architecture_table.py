@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 import xarray as xr
+from machine import describe
 
 from dl4ds import models
 from dl4ds.atomic import atomic_path
@@ -44,7 +45,6 @@ from dl4ds.experiment import Experiment, coarse_inputs_dataset
 from dl4ds.inference.downscale import downscale
 from dl4ds.model import DownscalingModel
 from dl4ds.training import SupervisedTrainer
-from machine import describe
 
 TIME_WINDOW = 4
 
@@ -175,7 +175,9 @@ def main() -> None:
     parser.add_argument("--models", help="comma-separated names (default: every registered model)")
     parser.add_argument("--budget", type=float, default=60.0, help="training seconds per model (default 60)")
     parser.add_argument("--max-epochs", type=int, default=40, help="epoch cap (default 40, the demo's)")
-    parser.add_argument("--output", default="docs/architectures.md", help="Markdown file to write (default docs/architectures.md)")
+    parser.add_argument(
+        "--output", default="docs/architectures.md", help="Markdown file to write (default docs/architectures.md)"
+    )
     args = parser.parse_args()
     names = args.models.split(",") if args.models else models.list_models()
     unknown = [name for name in names if name not in models.list_models()]
@@ -196,9 +198,17 @@ def main() -> None:
     for name in names:
         try:
             result = train_and_verify(name, train, val, normalizer, test, config.training, args)
-        except Exception as error:  # noqa: BLE001 -- one broken model must not hide the others' results
+        except Exception as error:
             traceback.print_exc()
-            result = Result(name, 0, 0, 0.0, math.nan, test.bicubic_rmse, error=f"{type(error).__name__}: {' '.join(str(error).split())}")
+            result = Result(
+                name,
+                0,
+                0,
+                0.0,
+                math.nan,
+                test.bicubic_rmse,
+                error=f"{type(error).__name__}: {' '.join(str(error).split())}",
+            )
         results.append(result)
         print(
             f"{name:18s} {result.epochs:3d} epochs {result.seconds:6.1f} s  RMSE {result.rmse:.3f} K "

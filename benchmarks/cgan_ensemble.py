@@ -70,15 +70,21 @@ def main() -> None:
     supervised_crps = float(supervised_scores["mae"])  # the CRPS of a deterministic forecast is its MAE
     ensemble_crps = float(ensemble_scores["crps"])
     print(f"training + verification wall time: supervised {seconds['demo']:.0f} s, cgan {seconds['cgan']:.0f} s")
-    print(f"test CRPS (K): cgan ensemble of {ensemble.sizes['sample']} {ensemble_crps:.4f}, "
-          f"supervised (= its MAE) {supervised_crps:.4f}  -> {'met' if ensemble_crps < supervised_crps else 'MISSED'}")
-    print(f"test RMSE (K): cgan ensemble mean {float(ensemble_scores['rmse']):.4f}, supervised {float(supervised_scores['rmse']):.4f}")
+    print(
+        f"test CRPS (K): cgan ensemble of {ensemble.sizes['sample']} {ensemble_crps:.4f}, "
+        f"supervised (= its MAE) {supervised_crps:.4f}  -> {'met' if ensemble_crps < supervised_crps else 'MISSED'}"
+    )
+    print(
+        f"test RMSE (K): cgan ensemble mean {float(ensemble_scores['rmse']):.4f}, supervised {float(supervised_scores['rmse']):.4f}"
+    )
     print(f"spread-skill ratio of the ensemble: {float(ensemble_scores['spread_skill']):.3f}")
     ratios = np.array(member_ratios)
     within = bool(np.all(np.abs(ratios - 1) <= 0.2))
-    print(f"spectral ratio over the two highest octaves: cgan members {ratios.min():.3f}-{ratios.max():.3f} "
-          f"(mean {ratios.mean():.3f}) -> {'met' if within else 'MISSED'}; ensemble mean "
-          f"{float(ensemble_scores['spectral_ratio']):.3f}; supervised {float(supervised_scores['spectral_ratio']):.3f}")
+    print(
+        f"spectral ratio over the two highest octaves: cgan members {ratios.min():.3f}-{ratios.max():.3f} "
+        f"(mean {ratios.mean():.3f}) -> {'met' if within else 'MISSED'}; ensemble mean "
+        f"{float(ensemble_scores['spectral_ratio']):.3f}; supervised {float(supervised_scores['spectral_ratio']):.3f}"
+    )
     print(f"outputs: {output}")
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from machine import describe
 
 
@@ -38,15 +37,18 @@ def worker(output: Path, steps: int) -> None:
     normalizer = Normalizer.fit(pairs)
     torch.manual_seed(0)
     model = DownscalingModel.build("resnet_spc", pairs, normalizer)
-    trainer = SupervisedTrainer(epochs=steps, batch_size=8, learning_rate=1e-3, lr_schedule="constant", progress=False,
-                                checkpoint_dir=output)
+    trainer = SupervisedTrainer(
+        epochs=steps, batch_size=8, learning_rate=1e-3, lr_schedule="constant", progress=False, checkpoint_dir=output
+    )
     trainer.fit(model, DownscalingDataset(pairs, normalizer))
 
 
 def losses(output: Path) -> np.ndarray:
     from dl4ds.checkpoint import read_checkpoint
 
-    return np.array([record["train_loss"] for record in read_checkpoint(output / "last.pt")["training_state"]["history"]])
+    return np.array(
+        [record["train_loss"] for record in read_checkpoint(output / "last.pt")["training_state"]["history"]]
+    )
 
 
 def compare_processes(steps: int) -> None:
@@ -54,8 +56,18 @@ def compare_processes(steps: int) -> None:
         root = Path(temporary)
         runs = {
             "1 process": [sys.executable, __file__, "--worker", str(root / "one"), "--steps", str(steps)],
-            "2 processes": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", __file__,
-                            "--worker", str(root / "two"), "--steps", str(steps)],
+            "2 processes": [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node=2",
+                __file__,
+                "--worker",
+                str(root / "two"),
+                "--steps",
+                str(steps),
+            ],
         }
         for name, command in runs.items():
             start = time.perf_counter()
@@ -79,14 +91,18 @@ def gpu_throughput() -> None:
     x = torch.randn(batch, 1, 32, 32, device=device).to(memory_format=torch.channels_last)
     static = torch.randn(batch, 2, 128, 128, device=device).to(memory_format=torch.channels_last)
     y = torch.randn(batch, 1, 128, 128, device=device)
-    for label, dtype, compiled in (("fp32", None, False), ("bf16", torch.bfloat16, False), ("bf16 + compile", torch.bfloat16, True)):
+    for label, dtype, compiled in (
+        ("fp32", None, False),
+        ("bf16", torch.bfloat16, False),
+        ("bf16 + compile", torch.bfloat16, True),
+    ):
         torch.manual_seed(0)
         network = models.create("resnet_spc", scale=4, in_channels=1, out_channels=1, static_channels=2)
         network = network.to(device, memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
         step_network = torch.compile(network) if compiled else network
 
-        def step() -> None:
+        def step(step_network=step_network, optimizer=optimizer, dtype=dtype) -> None:
             with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
                 loss = (step_network(x, static).float() - y).abs().mean()
             optimizer.zero_grad(set_to_none=True)
@@ -100,7 +116,9 @@ def gpu_throughput() -> None:
         for _ in range(50):
             step()
         torch.cuda.synchronize()
-        print(f"{label}: {50 * batch / (time.perf_counter() - start):,.0f} samples/s (resnet_spc, 128 x 128 fine cells)")
+        print(
+            f"{label}: {50 * batch / (time.perf_counter() - start):,.0f} samples/s (resnet_spc, 128 x 128 fine cells)"
+        )
 
 
 def main() -> None:

@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import ndimage
-
 from machine import describe
+from scipy import ndimage
 
 
 def synthetic_pair(days: int, ny: int, nx: int, seed: int = 0) -> tuple[xr.Dataset, xr.Dataset]:
@@ -59,7 +58,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--lat", type=int, default=400)
     parser.add_argument("--lon", type=int, default=600)
-    parser.add_argument("--workdir", type=Path, help="keep the inputs and the report here (default: a temporary directory)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the inputs and the report here (default: a temporary directory)"
+    )
     args = parser.parse_args()
     print(describe())
     with tempfile.TemporaryDirectory() as temporary:
@@ -71,15 +72,21 @@ def main() -> None:
         prediction.to_netcdf(workdir / "prediction.nc")
         print(f"wrote {args.days} x {args.lat} x {args.lon} synthetic fields in {time.perf_counter() - start:.1f} s")
         command = [
-            sys.executable, "-m", "dl4ds.cli", "-q", "evaluate",
-            str(workdir / "prediction.nc"), str(workdir / "truth.nc"), "-o", str(workdir / "report"),
+            sys.executable,
+            "-m",
+            "dl4ds.cli",
+            "-q",
+            "evaluate",
+            str(workdir / "prediction.nc"),
+            str(workdir / "truth.nc"),
+            "-o",
+            str(workdir / "report"),
         ]
         start = time.perf_counter()
         subprocess.run(command, check=True)
         seconds = time.perf_counter() - start
         peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        print(f"dl4ds evaluate: {seconds:.1f} s wall, peak resident memory {peak_gib:.2f} GiB "
-              f"(targets: 60 s, 4 GiB)")
+        print(f"dl4ds evaluate: {seconds:.1f} s wall, peak resident memory {peak_gib:.2f} GiB (targets: 60 s, 4 GiB)")
 
 
 if __name__ == "__main__":

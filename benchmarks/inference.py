@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-
 from machine import describe
 
 SCALE = 4
@@ -62,7 +61,9 @@ def build_model(path: Path) -> int:
 def synthetic(steps: int, rows: int, cols: int, spacing: float = COARSE_SPACING) -> xr.Dataset:
     """Lazy (dask) t2m in K: a smooth large-scale pattern plus noise, ``steps`` x ``rows`` x ``cols``."""
     noise = da.random.default_rng(0).standard_normal((steps, rows, cols), chunks=(64, rows, cols)).astype(np.float32)
-    pattern = (285.0 + 8.0 * np.sin(np.arange(rows) / 9.0)[:, None] * np.cos(np.arange(cols) / 13.0)[None, :]).astype(np.float32)
+    pattern = (285.0 + 8.0 * np.sin(np.arange(rows) / 9.0)[:, None] * np.cos(np.arange(cols) / 13.0)[None, :]).astype(
+        np.float32
+    )
     return xr.Dataset(
         {"t2m": (("time", "lat", "lon"), pattern + noise, {"units": "K", "standard_name": "air_temperature"})},
         coords={
@@ -75,8 +76,21 @@ def synthetic(steps: int, rows: int, cols: int, spacing: float = COARSE_SPACING)
 
 def run_downscale(model: Path, coarse: Path, output: Path, *options: str) -> tuple[float, float]:
     """Wall seconds and peak resident GiB of ``dl4ds downscale`` in a fresh process."""
-    command = [sys.executable, __file__, "--child", "-q", "downscale", str(model), str(coarse), "-o", str(output),
-               "--batch-size", "4", "--no-progress", *options]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "-q",
+        "downscale",
+        str(model),
+        str(coarse),
+        "-o",
+        str(output),
+        "--batch-size",
+        "4",
+        "--no-progress",
+        *options,
+    ]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -134,25 +148,33 @@ def main() -> None:
             seconds, peak = run_downscale(model, workdir / "coarse.nc", workdir / "fine.nc")
             timings.append((args.steps, seconds))
             size = (workdir / "fine.nc").stat().st_size / 2**30
-            print(f"{args.steps:5d} steps to {fine_side} x {fine_side}: {seconds:7.1f} s, peak {peak:.2f} GiB "
-                  f"(target 2 GiB); output {size:.2f} GiB")
+            print(
+                f"{args.steps:5d} steps to {fine_side} x {fine_side}: {seconds:7.1f} s, peak {peak:.2f} GiB "
+                f"(target 2 GiB); output {size:.2f} GiB"
+            )
         if len(timings) >= 2:
             steps, seconds = np.array(timings, dtype=float).T
             slope, intercept = np.polyfit(steps, seconds, 1)
             residual = np.abs(seconds - (slope * steps + intercept)) / seconds
-            print(f"time = {slope:.3f} s/step x steps + {intercept:.1f} s; largest deviation from the line "
-                  f"{100 * residual.max():.1f}%")
+            print(
+                f"time = {slope:.3f} s/step x steps + {intercept:.1f} s; largest deviation from the line "
+                f"{100 * residual.max():.1f}%"
+            )
         if not args.skip_tiles:
             side = args.tile_grid
             write_input(workdir / "coarse.nc", args.tile_steps, side, side)
             untiled, untiled_peak = run_downscale(model, workdir / "coarse.nc", workdir / "untiled.nc")
-            tiled, tiled_peak = run_downscale(model, workdir / "coarse.nc", workdir / "tiled.nc", "--tile-size", str(args.tile_size))
+            tiled, tiled_peak = run_downscale(
+                model, workdir / "coarse.nc", workdir / "tiled.nc", "--tile-size", str(args.tile_size)
+            )
             with xr.open_dataset(workdir / "untiled.nc") as a, xr.open_dataset(workdir / "tiled.nc") as b:
                 difference = float(np.abs(a["t2m"] - b["t2m"]).max())
-            print(f"{args.tile_steps} steps, {side} x {side} coarse to {side * SCALE} x {side * SCALE}: untiled "
-                  f"{untiled:.1f} s (peak {untiled_peak:.2f} GiB), tiles of {args.tile_size} {tiled:.1f} s "
-                  f"(peak {tiled_peak:.2f} GiB): {100 * (tiled / untiled - 1):+.1f}% time (target +25%), "
-                  f"largest difference {difference:.2e} K")
+            print(
+                f"{args.tile_steps} steps, {side} x {side} coarse to {side * SCALE} x {side * SCALE}: untiled "
+                f"{untiled:.1f} s (peak {untiled_peak:.2f} GiB), tiles of {args.tile_size} {tiled:.1f} s "
+                f"(peak {tiled_peak:.2f} GiB): {100 * (tiled / untiled - 1):+.1f}% time (target +25%), "
+                f"largest difference {difference:.2e} K"
+            )
 
 
 if __name__ == "__main__":

@@ -50,9 +50,8 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from torch.utils.data import DataLoader
-
 from machine import describe
+from torch.utils.data import DataLoader
 
 SCALE = 4
 NY, NX = 720, 1440
@@ -191,12 +190,21 @@ def measure(args: argparse.Namespace) -> dict:
         results["fit"] = _peaks()
 
         dataset = LazyPatchDataset(
-            ds, normalizer, scale=SCALE, patch_size=args.patch, static=static,
-            patches_per_read=args.patches_per_read, seed=0,
+            ds,
+            normalizer,
+            scale=SCALE,
+            patch_size=args.patch,
+            static=static,
+            patches_per_read=args.patches_per_read,
+            seed=0,
         )
         results["blocks"] = len(dataset.blocks)
         block = dataset.blocks[0]
-        cells = (block.time.stop - block.time.start) * (block.rows.stop - block.rows.start) * (block.cols.stop - block.cols.start)
+        cells = (
+            (block.time.stop - block.time.start)
+            * (block.rows.stop - block.rows.start)
+            * (block.cols.stop - block.cols.start)
+        )
         results["block_mb"] = cells * 4 / 1e6
         loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers)
         batches = _batches(dataset, loader)
@@ -283,30 +291,45 @@ def main() -> None:
             write_store(store, args.gigabytes)
         steps = xr.open_zarr(store).sizes["time"]
         disk = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
-        print(f"store: {steps} x {NY} x {NX} float32 = {steps * NY * NX * 4 / 1e9:.2f} GB "
-              f"({disk / 1e9:.2f} GB on disk, chunks {CHUNKS}), ready in {time.perf_counter() - start:.1f} s")
+        print(
+            f"store: {steps} x {NY} x {NX} float32 = {steps * NY * NX * 4 / 1e9:.2f} GB "
+            f"({disk / 1e9:.2f} GB on disk, chunks {CHUNKS}), ready in {time.perf_counter() - start:.1f} s"
+        )
         command = [sys.executable, __file__, "--child", str(store)] + [
-            f"--{name}={value}" for name, value in (
-                ("workers", args.workers), ("batch-size", args.batch_size), ("patch", args.patch),
-                ("batches", args.batches), ("patches-per-read", args.patches_per_read),
-                ("train-steps", args.train_steps), ("end-to-end", args.end_to_end),
+            f"--{name}={value}"
+            for name, value in (
+                ("workers", args.workers),
+                ("batch-size", args.batch_size),
+                ("patch", args.patch),
+                ("batches", args.batches),
+                ("patches-per-read", args.patches_per_read),
+                ("train-steps", args.train_steps),
+                ("end-to-end", args.end_to_end),
             )
         ]
         output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
     r = json.loads(output.strip().splitlines()[-1])
     ratio = r["loading_samples_per_s"] / r["training_samples_per_s"]
-    print(f"normalizer fit: {r['fit_s']:.1f} s, peak {r['fit']['self_gib']:.2f} GiB resident, "
-          f"{r['fit_tree_gib']:.2f} GiB process tree")
-    print(f"blocks: {r['blocks']} of {r['block_mb']:.1f} MB, {args.patches_per_read} patches of "
-          f"{args.patch} x {args.patch} each")
-    print(f"loading ({args.workers} workers): {r['loading_samples_per_s']:.0f} samples/s "
-          f"(first batch after {r['first_batch_s']:.2f} s)")
+    print(
+        f"normalizer fit: {r['fit_s']:.1f} s, peak {r['fit']['self_gib']:.2f} GiB resident, "
+        f"{r['fit_tree_gib']:.2f} GiB process tree"
+    )
+    print(
+        f"blocks: {r['blocks']} of {r['block_mb']:.1f} MB, {args.patches_per_read} patches of "
+        f"{args.patch} x {args.patch} each"
+    )
+    print(
+        f"loading ({args.workers} workers): {r['loading_samples_per_s']:.0f} samples/s "
+        f"(first batch after {r['first_batch_s']:.2f} s)"
+    )
     print(f"training (resnet_spc, batch {args.batch_size}): {r['training_samples_per_s']:.1f} samples/s")
     print(f"loading / training: {ratio:.1f}x (target >= 2x)")
     if args.end_to_end:
         print(f"training fed by the loader: {r['end_to_end_samples_per_s']:.1f} samples/s")
-    print(f"peak memory: process {r['end']['self_gib']:.2f} GiB, largest worker {r['end']['workers_gib']:.2f} GiB "
-          f"resident; process tree {r['tree_gib']:.2f} GiB proportional (target 1 GiB)")
+    print(
+        f"peak memory: process {r['end']['self_gib']:.2f} GiB, largest worker {r['end']['workers_gib']:.2f} GiB "
+        f"resident; process tree {r['tree_gib']:.2f} GiB proportional (target 1 GiB)"
+    )
 
 
 if __name__ == "__main__":

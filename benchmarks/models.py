@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 
 import torch
+from machine import describe
 from torch.utils.flop_counter import FlopCounterMode
 
 from dl4ds import models
 from dl4ds.training.losses import masked_mae
-from machine import describe
 
 SCALE = 4
 FINE = 64
@@ -92,7 +92,9 @@ def _rate(step: Callable[[], object], steps: int, batch: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated names (default: every registered model)")
-    parser.add_argument("--steps", type=int, default=3, help=f"timed steps per measurement after {WARMUP} warm-up steps (default 3)")
+    parser.add_argument(
+        "--steps", type=int, default=3, help=f"timed steps per measurement after {WARMUP} warm-up steps (default 3)"
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     names = args.models.split(",") if args.models else models.list_models()
@@ -105,8 +107,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
     print(describe())
-    print(f"x{SCALE}, {FINE}x{FINE} fine cells, 1 input, 1 output, 2 static channels; training batch {TRAIN_BATCH}, inference batch {INFERENCE_BATCH}")
-    print(f"rec* models: a sample is a window of {WINDOW} time steps; their GFLOPs and samples/s count one window as one sample")
+    print(
+        f"x{SCALE}, {FINE}x{FINE} fine cells, 1 input, 1 output, 2 static channels; training batch {TRAIN_BATCH}, inference batch {INFERENCE_BATCH}"
+    )
+    print(
+        f"rec* models: a sample is a window of {WINDOW} time steps; their GFLOPs and samples/s count one window as one sample"
+    )
     print(f"{'model':18s} {'parameters':>10s} {'GFLOPs/sample':>14s} {'train samples/s':>16s} {'infer samples/s':>16s}")
     for name in names:
         torch.manual_seed(0)

@@ -86,11 +86,17 @@ def main() -> None:
         synchronize()
         rates.append(args.steps * args.batch_size / (time.perf_counter() - start))
 
-    print(f"model           {args.model} (x{args.scale}, in {args.in_channels}, out {args.out_channels}, static {args.static_channels})")
+    print(
+        f"model           {args.model} (x{args.scale}, in {args.in_channels}, out {args.out_channels}, static {args.static_channels})"
+    )
     print(f"parameters      {n_parameters:,d}")
     print(f"samples         batch {args.batch_size}, fine {args.height}x{args.width}, coarse {h}x{w}")
-    print(f"device          {device}, {torch.get_num_threads()} threads, {'channels_last' if args.channels_last else 'contiguous'}")
-    print(f"throughput      {max(rates):.1f} samples/s (best of {args.repeats} x {args.steps} steps; all: {', '.join(f'{r:.1f}' for r in rates)})")
+    print(
+        f"device          {device}, {torch.get_num_threads()} threads, {'channels_last' if args.channels_last else 'contiguous'}"
+    )
+    print(
+        f"throughput      {max(rates):.1f} samples/s (best of {args.repeats} x {args.steps} steps; all: {', '.join(f'{r:.1f}' for r in rates)})"
+    )
 
 
 if __name__ == "__main__":

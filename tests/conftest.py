@@ -25,8 +25,16 @@ def static() -> xr.Dataset:
     return datasets.uk_static()
 
 
-def make_field(values: np.ndarray, *, lat0: float = 50.0, lon0: float = -10.0, step: float = 0.25,
-               start: str = "2019-03-01", freq: str = "1D", name: str = "t2m") -> xr.DataArray:
+def make_field(
+    values: np.ndarray,
+    *,
+    lat0: float = 50.0,
+    lon0: float = -10.0,
+    step: float = 0.25,
+    start: str = "2019-03-01",
+    freq: str = "1D",
+    name: str = "t2m",
+) -> xr.DataArray:
     """A (time, latitude, longitude) DataArray in K on a regular grid with ascending coordinates."""
     nt, ny, nx = values.shape
     return xr.DataArray(
@@ -66,5 +74,7 @@ def trained_model(week_pairs):
     train = week_pairs.select_time("2019-03-01", "2019-03-05")
     normalizer = Normalizer.fit(train)
     model = DownscalingModel.build("resnet_spc", train, normalizer, params=SMALL_PARAMS)
-    SupervisedTrainer(epochs=3, batch_size=8, learning_rate=3e-3, progress=False).fit(model, DownscalingDataset(train, normalizer))
+    SupervisedTrainer(epochs=3, batch_size=8, learning_rate=3e-3, progress=False).fit(
+        model, DownscalingDataset(train, normalizer)
+    )
     return model

@@ -23,19 +23,30 @@ def train(output: Path, epochs: int, trainer_name: str = "supervised", resume: b
     """Train on days 1-5 (patches of 16 x 16 fine cells), validate on days 6-7; returns the trainer."""
     week = datasets.era5_t2m_uk().sel(time=slice("2019-03-01", "2019-03-07")).isel(time=slice(None, None, 3))
     pairs = PerfectProg(scale=4).pair(week, static=datasets.uk_static())
-    train_pairs, val_pairs = pairs.select_time("2019-03-01", "2019-03-05"), pairs.select_time("2019-03-06", "2019-03-07")
+    train_pairs, val_pairs = (
+        pairs.select_time("2019-03-01", "2019-03-05"),
+        pairs.select_time("2019-03-06", "2019-03-07"),
+    )
     normalizer = Normalizer.fit(train_pairs)
     torch.manual_seed(0)
     params = {"n_filters": 8, "n_blocks": 1} | ({"noise_channels": 2} if trainer_name == "cgan" else {})
     model = DownscalingModel.build("resnet_spc", train_pairs, normalizer, params=params)
     options = {"gan": {"adversarial_weight": 0.1}} if trainer_name == "cgan" else {}
     trainer = TRAINERS[trainer_name](
-        epochs=epochs, batch_size=8, learning_rate=2e-3, lr_schedule="constant", seed=0, progress=False,
-        checkpoint_dir=output, **options,
+        epochs=epochs,
+        batch_size=8,
+        learning_rate=2e-3,
+        lr_schedule="constant",
+        seed=0,
+        progress=False,
+        checkpoint_dir=output,
+        **options,
     )
     trainer.fit(
-        model, DownscalingDataset(train_pairs, normalizer, patch_size=(16, 16), seed=0),
-        DownscalingDataset(val_pairs, normalizer), resume=resume,
+        model,
+        DownscalingDataset(train_pairs, normalizer, patch_size=(16, 16), seed=0),
+        DownscalingDataset(val_pairs, normalizer),
+        resume=resume,
     )
     return trainer
 

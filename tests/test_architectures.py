@@ -5,6 +5,7 @@ import pytest
 import torch
 import xarray as xr
 from click.testing import CliRunner
+from test_models import ALL_MODELS, small_params
 
 from dl4ds import downscale, load_model
 from dl4ds.checkpoint import save_checkpoint
@@ -15,7 +16,6 @@ from dl4ds.errors import ConfigError, DataError
 from dl4ds.experiment import coarse_inputs_dataset
 from dl4ds.model import DownscalingModel
 from dl4ds.training import SupervisedTrainer
-from test_models import ALL_MODELS, small_params
 
 WINDOW = 3
 
@@ -42,7 +42,9 @@ def _train(model, train_pairs, normalizer, *, epochs=2, patch_size=None, time_wi
 
 @pytest.fixture(scope="module")
 def localized_model(train_pairs, normalizer):
-    model = DownscalingModel.build("resnet_spc", train_pairs, normalizer, params={**small_params("resnet_spc"), "localized": True})
+    model = DownscalingModel.build(
+        "resnet_spc", train_pairs, normalizer, params={**small_params("resnet_spc"), "localized": True}
+    )
     return _train(model, train_pairs, normalizer, epochs=3, patch_size=(16, 16))[0]
 
 
@@ -83,7 +85,9 @@ def test_localized_checkpoint_round_trip(localized_model, week_pairs, tmp_path):
     save_checkpoint(tmp_path / "m.pt", localized_model)
     restored = load_model(tmp_path / "m.pt")
     coarse = coarse_inputs_dataset(week_pairs).isel(time=slice(0, 3))
-    xr.testing.assert_identical(downscale(restored, coarse).drop_attrs(), downscale(localized_model, coarse).drop_attrs())
+    xr.testing.assert_identical(
+        downscale(restored, coarse).drop_attrs(), downscale(localized_model, coarse).drop_attrs()
+    )
 
 
 # --- spatio-temporal models --------------------------------------------------------------------
@@ -105,7 +109,9 @@ def test_window_dataset_serves_consecutive_steps(train_pairs, normalizer):
 
 @pytest.fixture(scope="module")
 def temporal_model(train_pairs, normalizer):
-    model = DownscalingModel.build("recresnet_spc", train_pairs, normalizer, params=small_params("recresnet_spc"), time_window=WINDOW)
+    model = DownscalingModel.build(
+        "recresnet_spc", train_pairs, normalizer, params=small_params("recresnet_spc"), time_window=WINDOW
+    )
     return _train(model, train_pairs, normalizer, epochs=3, time_window=WINDOW)
 
 
@@ -125,7 +131,9 @@ def test_overlapping_windows_are_averaged(temporal_model, week_pairs):
     meta = model.metadata
     values = coarse["t2m"].values[:, None]  # (time, channel, lat, lon)
     with torch.no_grad():
-        windows = [model(torch.from_numpy(meta.normalizer.normalize_inputs(values[s : s + WINDOW]))[None])[0] for s in range(3)]
+        windows = [
+            model(torch.from_numpy(meta.normalizer.normalize_inputs(values[s : s + WINDOW]))[None])[0] for s in range(3)
+        ]
     physical = [meta.normalizer.target.denormalize(w.numpy(), axis=-3)[:, 0] for w in windows]
     np.testing.assert_allclose(out.values[2], (physical[0][2] + physical[1][1] + physical[2][0]) / 3, atol=1e-4)
     np.testing.assert_allclose(out.values[0], physical[0][0], atol=1e-4)
@@ -163,7 +171,9 @@ def test_spatio_temporal_checkpoint_keeps_the_window(temporal_model, week_pairs,
 
 
 def test_time_window_must_fit_the_model(train_pairs, normalizer):
-    with pytest.raises(ConfigError, match=r"spatio-temporal model 'recunet_pin' needs a time window.*model.time_window"):
+    with pytest.raises(
+        ConfigError, match=r"spatio-temporal model 'recunet_pin' needs a time window.*model.time_window"
+    ):
         DownscalingModel.build("recunet_pin", train_pairs, normalizer, params=small_params("recunet_pin"))
     with pytest.raises(ConfigError, match=r"'unet_pin' is spatial.*time_window=4.*'recunet_pin'"):
         DownscalingModel.build("unet_pin", train_pairs, normalizer, params=small_params("unet_pin"), time_window=4)
@@ -175,7 +185,12 @@ def test_time_window_must_fit_the_model(train_pairs, normalizer):
 @pytest.fixture(scope="module")
 def two_variable_pairs(era5_week, static):
     """t2m and a non-negative 'warmth' index (K above 280 K, 0 below) as two targets."""
-    warmth = (era5_week["t2m"] - 280.0).clip(min=0.0).rename("warmth").assign_attrs(units="K", long_name="warmth above 280 K")
+    warmth = (
+        (era5_week["t2m"] - 280.0)
+        .clip(min=0.0)
+        .rename("warmth")
+        .assign_attrs(units="K", long_name="warmth above 280 K")
+    )
     return PerfectProg(scale=4).pair(xr.merge([era5_week, warmth]), static=static)
 
 
@@ -194,7 +209,9 @@ def test_several_variables_with_a_non_negative_output(two_variable_pairs):
     assert out["t2m"].shape == out["warmth"].shape == (16, 32, 48)
     assert float(out["warmth"].min()) >= 0.0
     assert out["warmth"].attrs["long_name"] == "warmth above 280 K"
-    truth = standardize(two_variable_pairs.select_time("2019-03-06", "2019-03-07").target.sel(variable="t2m", drop=True))
+    truth = standardize(
+        two_variable_pairs.select_time("2019-03-06", "2019-03-07").target.sel(variable="t2m", drop=True)
+    )
     assert float(np.sqrt(((out["t2m"] - truth) ** 2).mean())) < 2.0
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
+from conftest import make_field
 
 from dl4ds.data import Grid, PairedData, PerfectProg
 from dl4ds.errors import ConfigError, DataError
@@ -18,7 +19,6 @@ from dl4ds.evaluation.baselines import (
     list_baselines,
 )
 from dl4ds.interpolation import upsample
-from conftest import make_field
 
 LADDER = ["nearest", "bilinear", "bicubic", "conservative", "lapse_rate", "bcsd", "regression"]
 FITTED = ["lapse_rate", "bcsd", "regression"]
@@ -145,7 +145,9 @@ def test_bilinear_reproduces_a_linear_field_away_from_the_edges():
 
 def test_conservative_keeps_block_means_and_is_smoother_than_nearest(week_pairs):
     conservative = create_baseline("conservative").predict(week_pairs)["t2m"].values
-    np.testing.assert_allclose(block_mean(conservative, 4), week_pairs.inputs.sel(channel="t2m").values, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        block_mean(conservative, 4), week_pairs.inputs.sel(channel="t2m").values, rtol=0, atol=1e-4
+    )
     nearest = create_baseline("nearest").predict(week_pairs)["t2m"].values
 
     def roughness(values):  # mean squared difference between neighbours: block edges count heavily
@@ -207,7 +209,9 @@ def test_lapse_rate_needs_an_elevation(week_pairs, era5_week, static):
     with pytest.raises(DataError, match="has no static fields; pair the data with static="):
         create_baseline("lapse_rate").fit(replace(week_pairs, static=None))
     land_only = PerfectProg(4).pair(era5_week, static=static[["land_fraction"]])
-    with pytest.raises(DataError, match=r"none of the static fields \['land_fraction'\].*set the lapse_rate option elevation"):
+    with pytest.raises(
+        DataError, match=r"none of the static fields \['land_fraction'\].*set the lapse_rate option elevation"
+    ):
         create_baseline("lapse_rate").fit(land_only)
     with pytest.raises(DataError, match=r"\['elevation', 'land_fraction'\] do not include the elevation 'orog'"):
         LapseRate(elevation="orog").fit(week_pairs)
@@ -303,8 +307,12 @@ def test_data_unlike_the_training_data_is_refused(name, split):
         baseline.predict(renamed)
     with pytest.raises(DataError, match=r"static variables \[\] \(fitted with \['elevation', 'land_fraction'\]\)"):
         baseline.predict(replace(test, static=None))
-    window = replace(test, inputs=test.inputs.isel(lat=slice(0, 4)), target=test.target.isel(lat=slice(0, 16)),
-                     static=test.static.isel(lat=slice(0, 16)))
+    window = replace(
+        test,
+        inputs=test.inputs.isel(lat=slice(0, 4)),
+        target=test.target.isel(lat=slice(0, 16)),
+        static=test.static.isel(lat=slice(0, 16)),
+    )
     if baseline.per_point:
         with pytest.raises(DataError, match="fine grid 16 x 48 cells.*fitted on 32 x 48 cells"):
             baseline.predict(window)

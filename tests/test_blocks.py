@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from test_models import ALL_MODELS, inputs, small_model
 
 from dl4ds import models
 from dl4ds.errors import ConfigError
@@ -9,7 +10,6 @@ from dl4ds.models.backbones import UNet
 from dl4ds.models.blocks import BlockOptions, ChannelLayerNorm, FieldDropout, OutputActivation
 from dl4ds.models.localized import LocalizedLinear
 from dl4ds.models.recurrent import ConvLSTM
-from test_models import ALL_MODELS, inputs, small_model
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,9 @@ OPTION_SETS = [
 ]
 
 
-@pytest.mark.parametrize("name", ["convnet_spc", "resnet_pin", "densenet_rc", "convnext_dc", "unet_spc", "recresnet_dc"])
+@pytest.mark.parametrize(
+    "name", ["convnet_spc", "resnet_pin", "densenet_rc", "convnext_dc", "unet_spc", "recresnet_dc"]
+)
 @pytest.mark.parametrize("options", OPTION_SETS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
 def test_every_block_option_trains_and_keeps_the_shape(name, options):
     model = small_model(name, scale=2, **options)
@@ -127,7 +129,9 @@ def test_localized_layer_is_indexed_by_absolute_grid_position():
     expected = torch.einsum("oihw,bihw->bohw", layer.weight, full) + layer.bias
     torch.testing.assert_close(layer(full, None), expected)
     # hand check of one cell
-    torch.testing.assert_close(expected[0, 1, 4, 5], (layer.weight[1, :, 4, 5] * full[0, :, 4, 5]).sum() + layer.bias[1, 4, 5])
+    torch.testing.assert_close(
+        expected[0, 1, 4, 5], (layer.weight[1, :, 4, 5] * full[0, :, 4, 5]).sum() + layer.bias[1, 4, 5]
+    )
     patches = torch.cat([full[..., 2:6, 3:7], full[..., 6:10, 8:12]])
     offsets = torch.tensor([[2, 3], [6, 8]])
     out = layer(patches, offsets)
@@ -183,14 +187,24 @@ def test_conv_lstm_is_causal_forward_and_backward():
     ],
 )
 def test_invalid_options_are_refused_with_the_valid_choices(params, message):
-    name = {"lstm_filters": "recunet_spc", "depth": "recunet_spc", "kernel_size": "convnext_pin"}.get(next(iter(params)), "resnet_spc")
+    name = {"lstm_filters": "recunet_spc", "depth": "recunet_spc", "kernel_size": "convnext_pin"}.get(
+        next(iter(params)), "resnet_spc"
+    )
     with pytest.raises(ConfigError, match=message):
         models.create(name, scale=4, in_channels=2, out_channels=2, **params)
 
 
 def test_all_models_accept_every_option_at_once():
-    options = {"normalization": "group", "attention": True, "dropout": 0.1, "dropout_variant": "spatial",
-               "separable": True, "output_activation": "relu", "localized": True, "localized_grid": [8, 12]}
+    options = {
+        "normalization": "group",
+        "attention": True,
+        "dropout": 0.1,
+        "dropout_variant": "spatial",
+        "separable": True,
+        "output_activation": "relu",
+        "localized": True,
+        "localized_grid": [8, 12],
+    }
     for name in ALL_MODELS:
         model = small_model(name, scale=2, **options)
         out = model(inputs(name, 2, 2, 4, 6), torch.randn(2, 2, 8, 12))

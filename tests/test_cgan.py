@@ -10,14 +10,14 @@ import pytest
 import torch
 import xarray as xr
 import yaml
-
 from conftest import SMALL_PARAMS
+
 from dl4ds import load_model
 from dl4ds.config import ExperimentConfig
 from dl4ds.data import DownscalingDataset, Normalizer
 from dl4ds.errors import CheckpointError, ConfigError
-from dl4ds.inference.downscale import downscale
 from dl4ds.experiment import Experiment, coarse_inputs_dataset
+from dl4ds.inference.downscale import downscale
 from dl4ds.model import DownscalingModel
 from dl4ds.training import CGANTrainer, SupervisedTrainer
 
@@ -26,7 +26,9 @@ NOISY = {**SMALL_PARAMS, "noise_channels": 2}
 
 def _generator(pairs, name="resnet_spc", seed=0, **extra):
     torch.manual_seed(seed)
-    return DownscalingModel.build(name, pairs, Normalizer.fit(pairs), params={**NOISY, **extra.pop("params", {})}, **extra)
+    return DownscalingModel.build(
+        name, pairs, Normalizer.fit(pairs), params={**NOISY, **extra.pop("params", {})}, **extra
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def test_one_cgan_epoch_lowers_the_pixel_loss_and_trains_the_discriminator(train
     assert trainer.evaluate_loss(model, data) < 0.9 * before
     record = trainer.history.epochs[0]
     assert {"adversarial", "discriminator", "logit_real", "logit_fake"} <= set(record.terms)
-    discriminator_weights = [p for p in trainer.discriminator.parameters()]
+    discriminator_weights = list(trainer.discriminator.parameters())
     assert all(torch.isfinite(p).all() for p in discriminator_weights)
 
 
@@ -98,7 +100,7 @@ def test_cgan_trains_spatio_temporal_networks(train_pairs):
 
 def test_cgan_resumes_exactly_with_its_discriminator(train_pairs, tmp_path):
     data = DownscalingDataset(train_pairs, Normalizer.fit(train_pairs), patch_size=(16, 16))
-    options = dict(epochs=2, batch_size=8, loss="crps", ensemble_size=2, progress=False, ema_decay=0.9)
+    options = {"epochs": 2, "batch_size": 8, "loss": "crps", "ensemble_size": 2, "progress": False, "ema_decay": 0.9}
     CGANTrainer(**options, checkpoint_dir=tmp_path / "straight").fit(_generator(train_pairs), data)
     CGANTrainer(**{**options, "epochs": 1}, checkpoint_dir=tmp_path / "split").fit(_generator(train_pairs), data)
     CGANTrainer(**options, checkpoint_dir=tmp_path / "split").fit(_generator(train_pairs), data, resume=True)
@@ -134,10 +136,19 @@ def _config(tmp_path, **training):
 
 def test_training_config_builds_every_option(tmp_path):
     raw = _config(
-        tmp_path, trainer="cgan", loss={"crps": 1.0, "ms_dssim": 0.1}, ensemble_size=2,
-        lr_schedule={"name": "cosine", "warmup_epochs": 1}, early_stopping={"patience": 3}, grad_clip=1.0,
-        ema_decay=0.99, precision="bf16", checkpoint_every=2, loss_region={"variable": "land_fraction", "min": 0.5},
-        area_weighted=True, gan={"adversarial_weight": 0.05, "r1_weight": 0.1},
+        tmp_path,
+        trainer="cgan",
+        loss={"crps": 1.0, "ms_dssim": 0.1},
+        ensemble_size=2,
+        lr_schedule={"name": "cosine", "warmup_epochs": 1},
+        early_stopping={"patience": 3},
+        grad_clip=1.0,
+        ema_decay=0.99,
+        precision="bf16",
+        checkpoint_every=2,
+        loss_region={"variable": "land_fraction", "min": 0.5},
+        area_weighted=True,
+        gan={"adversarial_weight": 0.05, "r1_weight": 0.1},
     )
     config = ExperimentConfig.from_dict(raw)
     options = config.training.trainer_options()
@@ -173,11 +184,17 @@ def test_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     config_path = tmp_path / "cgan.yaml"
     config_path.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(_train_command(config_path, "-o", str(tmp_path / "straight")), check=True, env=env, capture_output=True)
+    subprocess.run(
+        _train_command(config_path, "-o", str(tmp_path / "straight")), check=True, env=env, capture_output=True
+    )
 
     history = tmp_path / "killed" / "checkpoints" / "history.csv"
-    process = subprocess.Popen(_train_command(config_path, "-o", str(tmp_path / "killed")), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _train_command(config_path, "-o", str(tmp_path / "killed")),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if history.exists() and len(history.read_text().splitlines()) >= 3:  # two epochs done
@@ -187,8 +204,12 @@ def test_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)["training_state"]["epoch"] < 5
-    subprocess.run(_train_command(config_path, "-o", str(tmp_path / "killed"), "--resume"), check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        _train_command(config_path, "-o", str(tmp_path / "killed"), "--resume"),
+        check=True,
+        env=env,
+        capture_output=True,
+    )
 
     straight = load_model(tmp_path / "straight" / "checkpoints" / "last.pt").state_dict()
     resumed = load_model(tmp_path / "killed" / "checkpoints" / "last.pt").state_dict()
@@ -201,10 +222,25 @@ def test_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3", "4", "5"]
 
     # The trained generator gives an ensemble from the command line.
-    coarse = coarse_inputs_dataset(Experiment(ExperimentConfig.from_dict(raw)).pair().select_time("2019-03-03", "2019-03-03"))
+    coarse = coarse_inputs_dataset(
+        Experiment(ExperimentConfig.from_dict(raw)).pair().select_time("2019-03-03", "2019-03-03")
+    )
     coarse.to_netcdf(tmp_path / "coarse.nc")
-    command = [sys.executable, "-m", "dl4ds.cli", "--quiet", "downscale", str(tmp_path / "killed" / "checkpoints" / "best.pt"),
-               str(tmp_path / "coarse.nc"), "-o", str(tmp_path / "ensemble.nc"), "--samples", "3", "--seed", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "dl4ds.cli",
+        "--quiet",
+        "downscale",
+        str(tmp_path / "killed" / "checkpoints" / "best.pt"),
+        str(tmp_path / "coarse.nc"),
+        "-o",
+        str(tmp_path / "ensemble.nc"),
+        "--samples",
+        "3",
+        "--seed",
+        "1",
+    ]
     subprocess.run(command, check=True, env=env, capture_output=True)
     with xr.open_dataset(tmp_path / "ensemble.nc") as ensemble:
         assert ensemble["t2m"].dims == ("sample", "time", "lat", "lon") and ensemble.sizes["sample"] == 3

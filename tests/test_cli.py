@@ -46,12 +46,29 @@ def test_train_writes_checkpoints_metrics_and_report(trained_run):
     run, result = trained_run
     assert "best checkpoint" in result.output
     for name in (
-        "checkpoints/best.pt", "checkpoints/last.pt", "checkpoints/history.csv", "metrics.json", "test_downscaled.nc",
-        "report/index.html", "report/metrics.nc", "report/metrics.csv", "report/skill.md", "report/figures/t2m_map_rmse.png",
+        "checkpoints/best.pt",
+        "checkpoints/last.pt",
+        "checkpoints/history.csv",
+        "metrics.json",
+        "test_downscaled.nc",
+        "report/index.html",
+        "report/metrics.nc",
+        "report/metrics.csv",
+        "report/skill.md",
+        "report/figures/t2m_map_rmse.png",
     ):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
-    assert list(metrics) == ["resnet_spc", "nearest", "bilinear", "bicubic", "conservative", "lapse_rate", "bcsd", "regression"]
+    assert list(metrics) == [
+        "resnet_spc",
+        "nearest",
+        "bilinear",
+        "bicubic",
+        "conservative",
+        "lapse_rate",
+        "bcsd",
+        "regression",
+    ]
     assert set(metrics["bicubic"]) == {"rmse", "mae", "bias", "correlation", "crps"}
     assert metrics["bicubic"]["crps"] == metrics["bicubic"]["mae"]  # the CRPS of a single field is its MAE
     with xr.open_dataset(run / "test_downscaled.nc") as out:
@@ -69,14 +86,18 @@ def test_downscale_and_evaluate_commands(trained_run, week_pairs, tmp_path):
         assert out["t2m"].shape == (8, 32, 48)
     report = tmp_path / "report"
     args = ["evaluate", str(output), "bundled:era5_t2m_uk", "-o", str(report), "--name", "net"]
-    result = CliRunner().invoke(main, args + ["--baselines", "bicubic,lapse_rate", "--checkpoint", str(run / "checkpoints/best.pt")])
+    result = CliRunner().invoke(
+        main, [*args, "--baselines", "bicubic,lapse_rate", "--checkpoint", str(run / "checkpoints/best.pt")]
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(report / "metrics.csv")
     assert list(table["model"]) == ["net", "bicubic", "lapse_rate"]
     net = table.set_index("model").loc["net"]
     assert 0 < net["rmse"] < 2 and net["correlation"] > 0.9
-    assert (report / "index.html").is_file() and "fitted on 2019-03-01 to 2019-03-02" in (report / "index.html").read_text()
-    result = CliRunner().invoke(main, args + ["--baselines", "bcsd"])
+    assert (report / "index.html").is_file() and "fitted on 2019-03-01 to 2019-03-02" in (
+        report / "index.html"
+    ).read_text()
+    result = CliRunner().invoke(main, [*args, "--baselines", "bcsd"])
     assert result.exit_code == 2 and "--checkpoint or --config" in result.output
 
 
@@ -87,9 +108,9 @@ def test_downscale_with_rename_and_regrid(trained_run, tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "no variable 't2m'" in result.output and "--rename" in result.output
     assert "Traceback" not in result.output and not output.exists()
-    result = CliRunner().invoke(main, args + ["--rename", "ts=t2m"])
+    result = CliRunner().invoke(main, [*args, "--rename", "ts=t2m"])
     assert result.exit_code == 2 and "--regrid" in result.output
-    result = CliRunner().invoke(main, args + ["--rename", "ts=t2m", "--regrid"])
+    result = CliRunner().invoke(main, [*args, "--rename", "ts=t2m", "--regrid"])
     assert result.exit_code == 0, result.output
     with xr.open_dataset(output) as out:
         assert dict(out["t2m"].sizes) == {"member": 13, "time": 6, "lat": 32, "lon": 48}
@@ -98,7 +119,9 @@ def test_downscale_with_rename_and_regrid(trained_run, tmp_path):
 def test_train_mos_from_a_coarse_file(tmp_path, week_pairs):
     """MOS from files: a coarse NetCDF on a shifted 1.25 degree grid is regridded and paired by time."""
     coarse = coarse_inputs_dataset(week_pairs)["t2m"]
-    shifted = coarse.interp(lat=coarse["lat"].values[0] + 1.25 * np.arange(6), lon=coarse["lon"].values[0] + 1.25 * np.arange(9))
+    shifted = coarse.interp(
+        lat=coarse["lat"].values[0] + 1.25 * np.arange(6), lon=coarse["lon"].values[0] + 1.25 * np.arange(9)
+    )
     write_netcdf(shifted.rename("t2m_model").to_dataset(), tmp_path / "coarse.nc")
     config = _config(
         tmp_path,
@@ -154,7 +177,9 @@ def test_unknown_config_key_is_named(tmp_path):
 def test_corrupt_checkpoint_via_cli(tmp_path):
     checkpoint = tmp_path / "model.pt"
     checkpoint.write_bytes(b"not a checkpoint")
-    result = CliRunner().invoke(main, ["downscale", str(checkpoint), "bundled:glosea4_ensemble", "-o", str(tmp_path / "x.nc")])
+    result = CliRunner().invoke(
+        main, ["downscale", str(checkpoint), "bundled:glosea4_ensemble", "-o", str(tmp_path / "x.nc")]
+    )
     assert result.exit_code == 2 and "cannot read checkpoint" in result.output
     assert not (tmp_path / "x.nc").exists()
 

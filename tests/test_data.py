@@ -5,8 +5,8 @@ import logging
 import numpy as np
 import pytest
 import xarray as xr
-
 from conftest import make_field
+
 from dl4ds.data import MOS, DownscalingDataset, Grid, Normalizer, PerfectProg, standardize
 from dl4ds.errors import ConfigError, DataError
 
@@ -60,7 +60,10 @@ def test_perfect_prog_on_real_data_crops_and_reports(era5_week, static, caplog):
     fine = standardize(era5_week["t2m"]).values[:, :32, :48]
     np.testing.assert_allclose(paired.inputs.values[:, 0], fine.reshape(56, 8, 4, 12, 4).mean((2, 4)), atol=1e-4)
     # static fields are taken as they are on the cropped window
-    np.testing.assert_array_equal(paired.static.sel(channel="elevation").values, standardize(static, require_time=False)["elevation"].values[:32, :48])
+    np.testing.assert_array_equal(
+        paired.static.sel(channel="elevation").values,
+        standardize(static, require_time=False)["elevation"].values[:32, :48],
+    )
 
 
 def test_no_crop_on_non_divisible_grid_is_an_error(era5_week):
@@ -117,7 +120,9 @@ def test_mos_regrids_unaligned_coarse_data(era5_week):
     plane = 280 + 0.5 * (lat[:, None] - 54) + 0.2 * (lon[None, :] + 4)
     coarse = xr.DataArray(
         np.broadcast_to(plane, (len(times), len(lat), len(lon))).astype(np.float32),
-        dims=("time", "lat", "lon"), coords={"time": times, "lat": lat, "lon": lon}, name="ts",
+        dims=("time", "lat", "lon"),
+        coords={"time": times, "lat": lat, "lon": lon},
+        name="ts",
     )
     paired = MOS(scale=4).pair(era5_week, coarse, coarse_variables=["ts"])
     grid = paired.coarse_grid
@@ -210,7 +215,9 @@ def test_normalizer_uses_training_period_only_and_round_trips(era5_week):
     assert normalizer.target.std[0] == pytest.approx(np.nanstd(values), rel=1e-5)
     assert normalizer.target.mean[0] != pytest.approx(float(paired.target.mean()), rel=1e-6)
     restored = Normalizer.from_dict(normalizer.to_dict())
-    np.testing.assert_allclose(restored.target.denormalize(normalizer.target.normalize(values, 1), 1), values, rtol=1e-6)
+    np.testing.assert_allclose(
+        restored.target.denormalize(normalizer.target.normalize(values, 1), 1), values, rtol=1e-6
+    )
 
 
 def test_patches_are_aligned_with_the_coarse_grid(era5_week, static):
@@ -222,9 +229,13 @@ def test_patches_are_aligned_with_the_coarse_grid(era5_week, static):
         sample = dataset[3]
         row, col = sample["offset"].tolist()
         assert row % 4 == 0 and col % 4 == 0
-        assert sample["y"].shape == (1, 16, 24) and sample["x"].shape == (1, 4, 6) and sample["static"].shape == (2, 16, 24)
-        assert (sample["y"] == full[3]["y"][:, row:row + 16, col:col + 24]).all()
-        assert (sample["x"] == full[3]["x"][:, row // 4:row // 4 + 4, col // 4:col // 4 + 6]).all()
+        assert (
+            sample["y"].shape == (1, 16, 24)
+            and sample["x"].shape == (1, 4, 6)
+            and sample["static"].shape == (2, 16, 24)
+        )
+        assert (sample["y"] == full[3]["y"][:, row : row + 16, col : col + 24]).all()
+        assert (sample["x"] == full[3]["x"][:, row // 4 : row // 4 + 4, col // 4 : col // 4 + 6]).all()
 
 
 def test_bad_patch_sizes_are_rejected(era5_week):

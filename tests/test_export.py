@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from test_models import small_params
 
 from dl4ds import __version__
 from dl4ds.checkpoint import save_checkpoint
@@ -16,7 +17,6 @@ from dl4ds.data import Normalizer, PerfectProg
 from dl4ds.errors import ConfigError
 from dl4ds.inference.export import export_onnx
 from dl4ds.model import DownscalingModel, ModelMetadata
-from test_models import small_params
 
 TOLERANCE = 1e-4
 
@@ -119,11 +119,22 @@ def pairs_without_static(era5_week):
     ],
 )
 def test_temporal_localized_and_unet_models_export_exactly(
-    architecture, params, time_window, with_static, week_pairs, pairs_without_static, ort, tmp_path,
+    architecture,
+    params,
+    time_window,
+    with_static,
+    week_pairs,
+    pairs_without_static,
+    ort,
+    tmp_path,
 ):
     pairs = (week_pairs if with_static else pairs_without_static).select_time("2019-03-01", "2019-03-05")
     model = DownscalingModel.build(
-        architecture, pairs, Normalizer.fit(pairs), params={**small_params(architecture), **params}, time_window=time_window,
+        architecture,
+        pairs,
+        Normalizer.fit(pairs),
+        params={**small_params(architecture), **params},
+        time_window=time_window,
     )
     model = _randomised(model)
     result = export_onnx(model, tmp_path / "m.onnx")
@@ -164,7 +175,10 @@ def test_stochastic_models_are_refused_and_leave_no_file(params, week_pairs, ort
 
 
 def test_random_nodes_in_the_graph_are_refused_even_when_the_model_does_not_say_it_is_stochastic(
-    week_pairs, ort, tmp_path, monkeypatch,
+    week_pairs,
+    ort,
+    tmp_path,
+    monkeypatch,
 ):
     pairs = week_pairs.select_time("2019-03-01", "2019-03-03")
     params = {**small_params("resnet_spc"), "noise_channels": 1}
@@ -229,7 +243,9 @@ def test_cli_exports_a_checkpoint_and_prints_the_difference(trained_model, ort, 
     result = CliRunner().invoke(main, ["export", str(checkpoint), "-o", str(output)])
     assert result.exit_code == 0, result.output
     assert f"wrote {output} (inputs: coarse, static; output: fine; opset 17)" in result.output
-    match = re.search(r"max \|ONNX Runtime - torch\| on 3 input shapes: (\S+) normalised \(t2m (\S+) K\)", result.output)
+    match = re.search(
+        r"max \|ONNX Runtime - torch\| on 3 input shapes: (\S+) normalised \(t2m (\S+) K\)", result.output
+    )
     assert match, result.output
     assert 0 <= float(match[1]) <= TOLERANCE and 0 <= float(match[2]) <= TOLERANCE * 10
     session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])

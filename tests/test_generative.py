@@ -1,9 +1,11 @@
 """Generative building blocks: noise injection in the networks, stochastic models, the conditional discriminator."""
 
+import itertools
 import math
 
 import pytest
 import torch
+from test_models import ALL_MODELS, inputs, small_model, small_params
 
 from dl4ds import models
 from dl4ds.data.normalization import Normalizer
@@ -11,7 +13,6 @@ from dl4ds.errors import ConfigError
 from dl4ds.model import DownscalingModel
 from dl4ds.models import ConditionalDiscriminator
 from dl4ds.models.blocks import NoiseInjection
-from test_models import ALL_MODELS, inputs, small_model, small_params
 
 NOISY = ["resnet_spc", "convnet_pin", "unet_dc", "densenet_rc", "recresnet_spc"]
 
@@ -186,8 +187,17 @@ def test_model_is_stochastic_with_noise_or_mc_dropout(week_pairs, normalizer, na
 # --- conditional discriminator -----------------------------------------------------------------
 
 
-def _discriminator_inputs(batch: int, height: int, width: int, *, scale: int = 4, variables: int = 2,
-                          channels: int = 3, static_channels: int = 2, steps: int | None = None):
+def _discriminator_inputs(
+    batch: int,
+    height: int,
+    width: int,
+    *,
+    scale: int = 4,
+    variables: int = 2,
+    channels: int = 3,
+    static_channels: int = 2,
+    steps: int | None = None,
+):
     window = (batch,) if steps is None else (batch, steps)
     fields = torch.randn(*window, variables, height, width)
     coarse = torch.randn(*window, channels, height // scale, width // scale)
@@ -249,7 +259,7 @@ def test_discriminator_size():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     # V + C + S = 4 inputs -> 32 -> 64 -> 128 -> 256 -> 1 maps, 3x3 kernels with biases
     widths = [4, 32, 64, 128, 256, 1]
-    expected = sum(9 * a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    expected = sum(9 * a * b + b for a, b in itertools.pairwise(widths))
     assert count(ConditionalDiscriminator(1, 1, 2, 4)) == expected == 391_009
     deep = ConditionalDiscriminator(1, 1, 0, 4, n_filters=8, depth=5, spectral_norm=False)
     assert [m.out_channels for m in deep.modules() if isinstance(m, torch.nn.Conv2d)] == [8, 16, 32, 64, 64, 64, 1]

@@ -39,7 +39,9 @@ def test_prediction_is_close_to_truth_and_beats_nothing_trivially(trained_model,
 
 def test_extra_dimensions_are_kept(trained_model, coarse_week):
     members = xr.concat([coarse_week + offset for offset in (0.0, 1.0, -1.0)], dim="member")
-    members = members.assign_coords(member=[0, 1, 2], forecast_reference_time=("member", np.array(["2019-02-01"] * 3, dtype="datetime64[ns]")))
+    members = members.assign_coords(
+        member=[0, 1, 2], forecast_reference_time=("member", np.array(["2019-02-01"] * 3, dtype="datetime64[ns]"))
+    )
     members["t2m"].attrs = coarse_week["t2m"].attrs
     out = downscale(trained_model, members.isel(time=slice(0, 5)), batch_size=4)
     assert out["t2m"].dims == ("member", "time", "latitude", "longitude")
@@ -52,7 +54,9 @@ def test_extra_dimensions_are_kept(trained_model, coarse_week):
 
 def test_a_window_of_the_domain_can_be_downscaled(trained_model, coarse_week):
     full = standardize(downscale(trained_model, coarse_week.isel(time=slice(0, 2)))["t2m"])
-    window = standardize(downscale(trained_model, coarse_week.isel(time=slice(0, 2), latitude=slice(2, 6), longitude=slice(3, 9)))["t2m"])
+    window = standardize(
+        downscale(trained_model, coarse_week.isel(time=slice(0, 2), latitude=slice(2, 6), longitude=slice(3, 9)))["t2m"]
+    )
     assert window.shape == (2, 16, 24)
     np.testing.assert_allclose(window["lat"].values, full["lat"].values[8:24])
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from conftest import make_field
 from torch.utils.data import DataLoader
 from torch.utils.data._utils.collate import default_collate
 from zarr.storage import LocalStore
 
-from conftest import make_field
 from dl4ds import datasets
 from dl4ds.data import Normalizer, PerfectProg
 from dl4ds.data.lazy import LazyPatchDataset, fit_lazy_normalizer
@@ -36,10 +36,13 @@ class CountingStore(LocalStore):
 
     def chunk_reads(self) -> Counter[str]:
         """Reads of data chunks (not metadata, not coordinates)."""
-        return Counter({
-            key: n for key, n in self.reads.items()
-            if key.split("/")[0] in VARIABLES and not key.split("/")[-1].startswith((".", "zarr.json"))
-        })
+        return Counter(
+            {
+                key: n
+                for key, n in self.reads.items()
+                if key.split("/")[0] in VARIABLES and not key.split("/")[-1].startswith((".", "zarr.json"))
+            }
+        )
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +106,11 @@ def test_an_epoch_reads_each_chunk_of_each_block_exactly_once(store_path, normal
         assert block.rows.start % SCALE == 0 and block.rows.stop % SCALE == 0 and block.cols.start % SCALE == 0
         assert block.time.stop - block.time.start == CHUNKS["time"]
         assert block.rows.stop - block.rows.start >= PATCH and block.cols.stop - block.cols.start >= PATCH
-        cells.update((block.time.start, r, c) for r in range(block.rows.start, block.rows.stop)
-                     for c in range(block.cols.start, block.cols.stop))
+        cells.update(
+            (block.time.start, r, c)
+            for r in range(block.rows.start, block.rows.stop)
+            for c in range(block.cols.start, block.cols.stop)
+        )
     assert max(cells.values()) == 1
     # Rows 16..19 straddle the store's chunk boundary at fine row 17 (33 latitudes flipped and cropped): in no block.
     assert [(b.rows.start, b.rows.stop) for b in dataset.blocks[:6:3]] == [(0, 16), (20, 32)]
@@ -120,8 +126,11 @@ def test_an_epoch_reads_each_chunk_of_each_block_exactly_once(store_path, normal
     for sample in samples:  # every patch lies inside the block of its time step
         step, row, col = int(sample["time_index"]), *sample["offset"].tolist()
         assert any(
-            b.time.start <= step < b.time.stop and b.rows.start <= row and row + PATCH <= b.rows.stop
-            and b.cols.start <= col and col + PATCH <= b.cols.stop
+            b.time.start <= step < b.time.stop
+            and b.rows.start <= row
+            and row + PATCH <= b.rows.stop
+            and b.cols.start <= col
+            and col + PATCH <= b.cols.stop
             for b in dataset.blocks
         )
 
@@ -151,13 +160,20 @@ def test_samples_equal_the_in_memory_perfect_prog_pairs(archive, store_path, nor
     assert batch.x.shape == (4, 2, PATCH // SCALE, PATCH // SCALE) and batch.static.shape == (4, 2, PATCH, PATCH)
 
 
-def test_netcdf_gives_the_samples_of_zarr_and_cell_weights_scale_the_weight(archive, store_path, normalizer, static, tmp_path):
+def test_netcdf_gives_the_samples_of_zarr_and_cell_weights_scale_the_weight(
+    archive, store_path, normalizer, static, tmp_path
+):
     path = tmp_path / "archive.nc"
     encoding = {name: {"chunksizes": tuple(CHUNKS.values())} for name in VARIABLES}
     archive.to_netcdf(path, encoding=encoding)
     from_netcdf = LazyPatchDataset(
-        xr.open_dataset(path, chunks={}), normalizer, scale=SCALE, patch_size=PATCH, static=static,
-        patches_per_read=6, seed=3,
+        xr.open_dataset(path, chunks={}),
+        normalizer,
+        scale=SCALE,
+        patch_size=PATCH,
+        static=static,
+        patches_per_read=6,
+        seed=3,
     )
     from_zarr, _ = make_dataset(store_path, normalizer, static)
     assert from_netcdf.blocks == from_zarr.blocks
@@ -166,13 +182,19 @@ def test_netcdf_gives_the_samples_of_zarr_and_cell_weights_scale_the_weight(arch
     weighted, _ = make_dataset(store_path, normalizer, static, cell_weights=weights)
     for plain, sample in zip(from_zarr, weighted, strict=True):
         row, col = sample["offset"].tolist()
-        np.testing.assert_array_equal(sample["weight"].numpy(), plain["weight"].numpy() * weights[row : row + PATCH, col : col + PATCH])
+        np.testing.assert_array_equal(
+            sample["weight"].numpy(), plain["weight"].numpy() * weights[row : row + PATCH, col : col + PATCH]
+        )
 
 
 def test_lazy_normalizer_matches_fit_on_the_pairs(store_path, normalizer, static):
     ds, store = open_counted(store_path)
     lazy = fit_lazy_normalizer(ds, scale=SCALE, static=static)
-    for mine, reference in ((lazy.target, normalizer.target), (lazy.inputs, normalizer.inputs), (lazy.static, normalizer.static)):
+    for mine, reference in (
+        (lazy.target, normalizer.target),
+        (lazy.inputs, normalizer.inputs),
+        (lazy.static, normalizer.static),
+    ):
         assert mine.names == reference.names
         np.testing.assert_allclose(mine.mean, reference.mean, rtol=1e-10)
         np.testing.assert_allclose(mine.std, reference.std, rtol=1e-10)
@@ -289,8 +311,11 @@ def test_cli_trains_lazily_from_a_zarr_store(tmp_path):
         "data": {
             "target": {"path": str(tmp_path / "era5.zarr"), "variables": ["t2m"]},
             "static": {"path": "bundled:uk_static", "variables": ["elevation", "land_fraction"]},
-            "scale": 4, "lazy": True, "patch_size": [16, 16],
-            "train_period": ["2019-03-01", "2019-03-07"], "val_period": ["2019-03-08", "2019-03-08"],
+            "scale": 4,
+            "lazy": True,
+            "patch_size": [16, 16],
+            "train_period": ["2019-03-01", "2019-03-07"],
+            "val_period": ["2019-03-08", "2019-03-08"],
             "test_period": ["2019-03-09", "2019-03-10"],
         },
         "model": {"name": "resnet_spc", "params": {"n_filters": 16, "n_blocks": 1}},

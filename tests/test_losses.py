@@ -1,6 +1,7 @@
 """Loss terms and their combination, each checked against values worked out by hand or by an independent numpy
 computation."""
 
+import itertools
 import math
 
 import numpy as np
@@ -183,7 +184,7 @@ def test_ms_dssim_decreases_as_the_prediction_approaches_the_target():
         for scale in (2.0, 1.0, 0.5, 0.2, 0.05)
     ]
     assert all(math.isfinite(value) for value in losses)
-    assert all(earlier > later for earlier, later in zip(losses, losses[1:]))
+    assert all(earlier > later for earlier, later in itertools.pairwise(losses))
     assert losses[-1] > 0.0
 
 
@@ -312,7 +313,7 @@ def test_composite_loss_is_the_weighted_sum_of_its_terms():
 
 
 def test_gradients_of_every_term_are_finite_and_zero_at_excluded_cells():
-    loss = create_loss({name: 1.0 for name in list_losses()})
+    loss = create_loss(dict.fromkeys(list_losses(), 1.0))
     target = random_fields(35, (2, 2, 16, 12))
     weight = random_fields(36, (2, 2, 16, 12)).abs()
     weight[weight < 0.3] = 0.0

@@ -221,9 +221,7 @@ def test_real_data_is_fast_and_matches_numpy(t2m):
     assert 0.45 < scores["rmse"] < 0.55
     assert rmse.shape == (33, 49)
     assert rmse["lat"].values[0] < rmse["lat"].values[-1]
-    np.testing.assert_allclose(
-        rmse.values[::-1], np.sqrt(np.mean(noise.astype(np.float64) ** 2, axis=0)), rtol=1e-3
-    )
+    np.testing.assert_allclose(rmse.values[::-1], np.sqrt(np.mean(noise.astype(np.float64) ** 2, axis=0)), rtol=1e-3)
 
 
 def test_lazy_dask_inputs_give_the_same_scores(t2m):

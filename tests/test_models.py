@@ -33,11 +33,21 @@ def small_params(name: str) -> dict:
     return params
 
 
-def small_model(name: str = "resnet_spc", scale: int = 4, in_channels: int = 2, out_channels: int = 1,
-                static_channels: int = 2, **params):
+def small_model(
+    name: str = "resnet_spc",
+    scale: int = 4,
+    in_channels: int = 2,
+    out_channels: int = 1,
+    static_channels: int = 2,
+    **params,
+):
     return models.create(
-        name, scale=scale, in_channels=in_channels, out_channels=out_channels,
-        static_channels=static_channels, **{**small_params(name), **params},
+        name,
+        scale=scale,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        static_channels=static_channels,
+        **{**small_params(name), **params},
     )
 
 
@@ -54,11 +64,26 @@ def _seed() -> None:
 def test_registry_holds_every_backbone_upsampling_and_temporal_combination():
     assert models.list_models() == sorted(ALL_MODELS)
     parameters = models.model_parameters("resnet_spc")
-    assert {k: parameters[k] for k in ("n_filters", "n_blocks", "static_filters", "upsampled_filters", "global_skip")} == {
-        "n_filters": 48, "n_blocks": 3, "static_filters": 16, "upsampled_filters": 8, "global_skip": True,
+    assert {
+        k: parameters[k] for k in ("n_filters", "n_blocks", "static_filters", "upsampled_filters", "global_skip")
+    } == {
+        "n_filters": 48,
+        "n_blocks": 3,
+        "static_filters": 16,
+        "upsampled_filters": 8,
+        "global_skip": True,
     }
-    assert {"normalization", "attention", "dropout", "dropout_variant", "mc_dropout", "separable", "localized",
-            "output_activation", "interpolation"} <= set(parameters)
+    assert {
+        "normalization",
+        "attention",
+        "dropout",
+        "dropout_variant",
+        "mc_dropout",
+        "separable",
+        "localized",
+        "output_activation",
+        "interpolation",
+    } <= set(parameters)
     assert "static_filters" not in models.model_parameters("unet_pin")
     assert models.model_parameters("recresnet_spc")["lstm_filters"] == 8
     assert "lstm_filters" not in parameters
@@ -91,7 +116,9 @@ def test_adam_steps_lower_the_loss(name):
     scale = 2
     x, static = inputs(name, 4, 2, 6, 6), torch.randn(4, 2, 12, 12)
     coarse_target = x[:, :, :1] if name.startswith("rec") else x[:, :1]
-    y = upsample(coarse_target.flatten(0, -4), scale).reshape(*coarse_target.shape[:-2], 12, 12) + 0.5 * torch.randn(1, 1, 12, 12)
+    y = upsample(coarse_target.flatten(0, -4), scale).reshape(*coarse_target.shape[:-2], 12, 12) + 0.5 * torch.randn(
+        1, 1, 12, 12
+    )
     model = small_model(name, scale, global_skip=False)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
@@ -180,7 +207,9 @@ def test_unknown_model_lists_valid_names():
 
 
 def test_unknown_combination_lists_the_valid_models():
-    with pytest.raises(ConfigError, match=r"unknown model 'unet_xyz'.*choose one of: convnet_dc, .*recunet_spc.*unet_spc"):
+    with pytest.raises(
+        ConfigError, match=r"unknown model 'unet_xyz'.*choose one of: convnet_dc, .*recunet_spc.*unet_spc"
+    ):
         models.create("unet_xyz", scale=4, in_channels=1, out_channels=1)
     with pytest.raises(ConfigError, match=r"unknown model 'resnet_pixelshuffle'"):
         models.create("resnet_pixelshuffle", scale=4, in_channels=1, out_channels=1)
@@ -194,7 +223,9 @@ def test_parameter_of_another_upsampling_is_refused():
 
 
 def test_unknown_parameter_lists_accepted_ones_with_defaults():
-    with pytest.raises(ConfigError, match=r"unknown parameter 'n_filter'.*did you mean 'n_filters'.*n_filters=48.*global_skip=True"):
+    with pytest.raises(
+        ConfigError, match=r"unknown parameter 'n_filter'.*did you mean 'n_filters'.*n_filters=48.*global_skip=True"
+    ):
         models.create("resnet_spc", scale=4, in_channels=1, out_channels=1, n_filter=32)
 
 
@@ -247,7 +278,9 @@ def test_register_model_rejects_bad_architectures():
         models.register_model("resnet_spc")(type("Other", (torch.nn.Module,), {}))
 
     class NoDefault(torch.nn.Module):
-        def __init__(self, scale: int, in_channels: int, out_channels: int, static_channels: int = 0, *, width: int) -> None:
+        def __init__(
+            self, scale: int, in_channels: int, out_channels: int, static_channels: int = 0, *, width: int
+        ) -> None:
             super().__init__()
 
     with pytest.raises(TypeError, match="'width' must be keyword-only with a default"):

@@ -58,7 +58,9 @@ def test_comparison_overwrites_existing_file(tmp_path, panels):
 def test_comparison_without_truth_and_with_missing_values(tmp_path, panels):
     masked = panels["truth"].where(panels["truth"] > 281.0)  # NaNs drawn as missing
     path = tmp_path / "maps.png"
-    assert_png_written(path, plot_comparison({"masked": masked, "coarse": panels["coarse input"]}, path, truth_key=None))
+    assert_png_written(
+        path, plot_comparison({"masked": masked, "coarse": panels["coarse input"]}, path, truth_key=None)
+    )
 
 
 def test_comparison_rejects_bad_input(tmp_path, panels, t2m):

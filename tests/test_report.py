@@ -80,8 +80,11 @@ def make_scores(
             "power": (("model", "wavenumber"), truth_power * np.exp(-quality[:, None] * wavenumber / 0.01)),
             "truth_power": ("wavenumber", truth_power, {"long_name": "power of the truth", "units": "K2 km"}),
         },
-        coords={**model, "wavenumber": ("wavenumber", wavenumber, {"units": "km-1"}),
-                "wavelength": ("wavenumber", 1.0 / wavenumber, {"units": "km"})},
+        coords={
+            **model,
+            "wavenumber": ("wavenumber", wavenumber, {"units": "km-1"}),
+            "wavelength": ("wavenumber", 1.0 / wavenumber, {"units": "km"}),
+        },
     )
     spectrum["power"].attrs = {"long_name": "power of the prediction", "units": "K2 km"}
     probability = np.array([0.01, 0.1, 0.5, 0.9, 0.99])
@@ -98,8 +101,12 @@ def make_scores(
         frequencies = np.full((len(models), 10), np.nan)
         counts = rng.integers(5, 15, 10).astype(float)
         frequencies[models.index(ensemble)] = counts / counts.sum()
-        rank_histogram = xr.DataArray(frequencies, dims=("model", "rank"), coords={**model, "rank": np.arange(10)},
-                                      attrs={"long_name": "rank frequency", "units": "1"})
+        rank_histogram = xr.DataArray(
+            frequencies,
+            dims=("model", "rank"),
+            coords={**model, "rank": np.arange(10)},
+            attrs={"long_name": "rank frequency", "units": "1"},
+        )
     return Scores(variable, units, overall, per_sample, maps, groups, spectrum, quantiles, rank_histogram)
 
 
@@ -108,8 +115,11 @@ def example_fields(shape=(6, 8)):
     truth = xr.DataArray(
         280.0 + rng.normal(0, 2, shape),
         dims=("lat", "lon"),
-        coords={"lat": 50.0 + 0.25 * np.arange(shape[0]), "lon": -5.0 + 0.25 * np.arange(shape[1]),
-                "time": np.datetime64("2019-03-05T12:00")},
+        coords={
+            "lat": 50.0 + 0.25 * np.arange(shape[0]),
+            "lon": -5.0 + 0.25 * np.arange(shape[1]),
+            "time": np.datetime64("2019-03-05T12:00"),
+        },
         attrs={"units": "K", "long_name": "2 m temperature"},
     )
     return {"truth": truth, "resnet_spc": truth + rng.normal(0, 0.3, shape), "bicubic": truth + 1.0}
@@ -120,8 +130,15 @@ def scores():
     return {
         "t2m": make_scores(models=("resnet_spc", "bicubic", "ensemble"), ensemble="ensemble"),
         # another grid, other times and models: its dimensions get a suffix in metrics.nc
-        "pr": make_scores(models=("resnet_spc", "bicubic"), variable="pr", units="mm/day", grouped=False,
-                          shape=(5, 5), times=7, seed=1),
+        "pr": make_scores(
+            models=("resnet_spc", "bicubic"),
+            variable="pr",
+            units="mm/day",
+            grouped=False,
+            shape=(5, 5),
+            times=7,
+            seed=1,
+        ),
     }
 
 
@@ -182,10 +199,19 @@ def test_report_files_and_page_links(report):
 
 def test_figures_with_optional_data(report):
     assert figure_names(report.parent) == {
-        "t2m_example.png", "t2m_spectrum.png", "t2m_quantiles.png", "t2m_per_sample.png", "t2m_grouped.png",
-        "t2m_rank_histogram.png", "t2m_map_bias.png", "t2m_map_correlation.png",
+        "t2m_example.png",
+        "t2m_spectrum.png",
+        "t2m_quantiles.png",
+        "t2m_per_sample.png",
+        "t2m_grouped.png",
+        "t2m_rank_histogram.png",
+        "t2m_map_bias.png",
+        "t2m_map_correlation.png",
         "t2m_map_crps.png",  # the ensemble's only
-        "pr_spectrum.png", "pr_quantiles.png", "pr_per_sample.png", "pr_map_bias.png",
+        "pr_spectrum.png",
+        "pr_quantiles.png",
+        "pr_per_sample.png",
+        "pr_map_bias.png",
         "pr_map_correlation.png",  # no CRPS without an ensemble
     }
 
@@ -247,7 +273,11 @@ def test_csv_tables(report, scores):
     metrics = pd.read_csv(report.parent / "metrics.csv")
     assert list(metrics.columns) == ["variable", "model", *OVERALL]
     assert list(zip(metrics["variable"], metrics["model"])) == [
-        ("t2m", "resnet_spc"), ("t2m", "bicubic"), ("t2m", "ensemble"), ("pr", "resnet_spc"), ("pr", "bicubic"),
+        ("t2m", "resnet_spc"),
+        ("t2m", "bicubic"),
+        ("t2m", "ensemble"),
+        ("pr", "resnet_spc"),
+        ("pr", "bicubic"),
     ]
     for variable, item in scores.items():
         rows = metrics[metrics["variable"] == variable].set_index("model")
@@ -257,8 +287,10 @@ def test_csv_tables(report, scores):
     skill = pd.read_csv(report.parent / "skill.csv")
     assert list(skill.columns) == ["variable", "reference", "model", *OVERALL]
     assert list(zip(skill["variable"], skill["reference"], skill["model"])) == [
-        ("t2m", "bicubic", "resnet_spc"), ("t2m", "bicubic", "ensemble"),
-        ("t2m", "ensemble", "resnet_spc"), ("t2m", "ensemble", "bicubic"),
+        ("t2m", "bicubic", "resnet_spc"),
+        ("t2m", "bicubic", "ensemble"),
+        ("t2m", "ensemble", "resnet_spc"),
+        ("t2m", "ensemble", "bicubic"),
         ("pr", "bicubic", "resnet_spc"),
     ]
     expected = skill_scores(scores["t2m"], ["bicubic"])["rmse"].sel(reference="bicubic", model="resnet_spc")
@@ -280,8 +312,11 @@ def test_figures_skipped_without_ensemble_groups_or_examples(tmp_path):
     index = write_report({"t2m": make_scores(grouped=False)}, tmp_path / "plain", references=["bicubic"])
     names = figure_names(index.parent)
     assert names == {
-        "t2m_spectrum.png", "t2m_quantiles.png", "t2m_per_sample.png",
-        "t2m_map_bias.png", "t2m_map_correlation.png",
+        "t2m_spectrum.png",
+        "t2m_quantiles.png",
+        "t2m_per_sample.png",
+        "t2m_map_bias.png",
+        "t2m_map_correlation.png",
     }
     assert set(parse(index).images) == {f"figures/{name}" for name in names}
     skill = pd.read_csv(index.parent / "skill.csv")

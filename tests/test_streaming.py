@@ -35,7 +35,9 @@ def generator(era5_week) -> DownscalingModel:
     """An untrained stochastic generator (noise channels) without static fields, for any 1-degree grid."""
     pairs = PerfectProg(scale=4).pair(era5_week)
     torch.manual_seed(0)
-    return DownscalingModel.build("resnet_spc", pairs, Normalizer.fit(pairs), params={"n_filters": 8, "n_blocks": 1, "noise_channels": 2})
+    return DownscalingModel.build(
+        "resnet_spc", pairs, Normalizer.fit(pairs), params={"n_filters": 8, "n_blocks": 1, "noise_channels": 2}
+    )
 
 
 def seas5_layout(coarse_week: xr.Dataset) -> xr.Dataset:
@@ -45,7 +47,13 @@ def seas5_layout(coarse_week: xr.Dataset) -> xr.Dataset:
     init = pd.to_datetime(["2019-02-01", "2019-03-01"]).values
     valid = np.array([[np.datetime64(pd.Timestamp(i) + pd.DateOffset(months=m)) for m in range(1, 5)] for i in init])
     ds = xr.Dataset(
-        {"t2m": (("number", "forecast_reference_time", "forecastMonth", "latitude", "longitude"), values, {"units": "K"})},
+        {
+            "t2m": (
+                ("number", "forecast_reference_time", "forecastMonth", "latitude", "longitude"),
+                values,
+                {"units": "K"},
+            )
+        },
         coords={
             "number": [0, 1, 2],
             "forecast_reference_time": init,
@@ -74,7 +82,9 @@ def test_seas5_layout_keeps_members_leads_and_coordinates(trained_model, coarse_
 
 
 def test_output_is_chunked_by_member_and_time(trained_model, coarse_week):
-    members = xr.concat([coarse_week + offset for offset in (0.0, 1.0)], dim="realization").assign_coords(realization=[1, 2])
+    members = xr.concat([coarse_week + offset for offset in (0.0, 1.0)], dim="realization").assign_coords(
+        realization=[1, 2]
+    )
     lazy = Downscaler(trained_model, chunk_size=10).predict(members)
     assert lazy["t2m"].dims == ("realization", "time", "lat", "lon")
     assert lazy["t2m"].chunks == ((1, 1), (10, 10, 10, 10, 10, 6), (32,), (48,))
@@ -102,8 +112,18 @@ def test_stream_to_netcdf_and_zarr_equals_the_in_memory_result(generator, tmp_pa
 def generator_input(steps: int = 4, rows: int = 22, cols: int = 25) -> xr.Dataset:
     rng = np.random.default_rng(1)
     return xr.Dataset(
-        {"t2m": (("time", "lat", "lon"), (280 + 3 * rng.standard_normal((steps, rows, cols))).astype(np.float32), {"units": "K"})},
-        coords={"time": pd.date_range("2021-06-01", periods=steps, freq="6h"), "lat": 20.5 + np.arange(rows), "lon": 5.5 + np.arange(cols)},
+        {
+            "t2m": (
+                ("time", "lat", "lon"),
+                (280 + 3 * rng.standard_normal((steps, rows, cols))).astype(np.float32),
+                {"units": "K"},
+            )
+        },
+        coords={
+            "time": pd.date_range("2021-06-01", periods=steps, freq="6h"),
+            "lat": 20.5 + np.arange(rows),
+            "lon": 5.5 + np.arange(cols),
+        },
     )
 
 
@@ -148,15 +168,37 @@ def test_killed_write_leaves_no_file_at_the_destination(generator, tmp_path):
     rng = np.random.default_rng(0)
     steps, rows, cols = 400, 30, 40
     coarse = xr.Dataset(
-        {"t2m": (("time", "lat", "lon"), (280 + rng.standard_normal((steps, rows, cols))).astype(np.float32), {"units": "K"})},
-        coords={"time": pd.date_range("2000-01-01", periods=steps), "lat": 20.5 + np.arange(rows), "lon": 5.5 + np.arange(cols)},
+        {
+            "t2m": (
+                ("time", "lat", "lon"),
+                (280 + rng.standard_normal((steps, rows, cols))).astype(np.float32),
+                {"units": "K"},
+            )
+        },
+        coords={
+            "time": pd.date_range("2000-01-01", periods=steps),
+            "lat": 20.5 + np.arange(rows),
+            "lon": 5.5 + np.arange(cols),
+        },
     )
     coarse.to_netcdf(tmp_path / "coarse.nc")
     destination = tmp_path / "fine.nc"
     process = subprocess.Popen(
-        [sys.executable, "-m", "dl4ds.cli", "downscale", str(checkpoint), str(tmp_path / "coarse.nc"), "-o", str(destination),
-         "--chunk-size", "4", "--no-progress"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "dl4ds.cli",
+            "downscale",
+            str(checkpoint),
+            str(tmp_path / "coarse.nc"),
+            "-o",
+            str(destination),
+            "--chunk-size",
+            "4",
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.time() + 120
     temporaries: list[Path] = []
@@ -176,10 +218,27 @@ def test_killed_write_leaves_no_file_at_the_destination(generator, tmp_path):
 def test_cli_downscales_with_tiles_samples_and_zarr(generator, tmp_path):
     checkpoint = save_checkpoint(tmp_path / "model.pt", generator)
     generator_input(steps=3).to_netcdf(tmp_path / "coarse.nc")
-    result = CliRunner().invoke(main, [
-        "downscale", str(checkpoint), str(tmp_path / "coarse.nc"), "-o", str(tmp_path / "fine.zarr"), "--tile-size", "20",
-        "--overlap", "10", "--batch-size", "2", "--samples", "2", "--seed", "4", "--no-progress",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "downscale",
+            str(checkpoint),
+            str(tmp_path / "coarse.nc"),
+            "-o",
+            str(tmp_path / "fine.zarr"),
+            "--tile-size",
+            "20",
+            "--overlap",
+            "10",
+            "--batch-size",
+            "2",
+            "--samples",
+            "2",
+            "--seed",
+            "4",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "sample: 2" in result.output and "t2m_spread" in result.output
     with xr.open_zarr(tmp_path / "fine.zarr") as back:
@@ -193,8 +252,10 @@ def test_cli_explains_a_missing_gpu(generator, tmp_path):
         pytest.skip("this machine has a GPU")
     checkpoint = save_checkpoint(tmp_path / "model.pt", generator)
     generator_input(steps=1).to_netcdf(tmp_path / "coarse.nc")
-    result = CliRunner().invoke(main, ["downscale", str(checkpoint), str(tmp_path / "coarse.nc"), "-o", str(tmp_path / "f.nc"),
-                                       "--device", "cuda"])
+    result = CliRunner().invoke(
+        main,
+        ["downscale", str(checkpoint), str(tmp_path / "coarse.nc"), "-o", str(tmp_path / "f.nc"), "--device", "cuda"],
+    )
     assert result.exit_code == 2
     assert "no CUDA GPU" in result.output and "--device cpu" in result.output
     assert not (tmp_path / "f.nc").exists()
@@ -203,7 +264,9 @@ def test_cli_explains_a_missing_gpu(generator, tmp_path):
 def test_spatio_temporal_model_runs_along_the_lead_dim(era5_week):
     pairs = PerfectProg(scale=4).pair(era5_week)
     torch.manual_seed(0)
-    model = DownscalingModel.build("recconvnet_spc", pairs, Normalizer.fit(pairs), params={"n_filters": 4, "lstm_filters": 4}, time_window=2)
+    model = DownscalingModel.build(
+        "recconvnet_spc", pairs, Normalizer.fit(pairs), params={"n_filters": 4, "lstm_filters": 4}, time_window=2
+    )
     coarse = coarse_inputs_dataset(pairs)
     forecast = xr.Dataset(
         {"t2m": (("number", "step", "lat", "lon"), coarse["t2m"].values[:12].reshape(2, 6, 8, 12), {"units": "K"})},

@@ -37,14 +37,21 @@ def coarse_field(rows: int, cols: int, steps: int = 2, *, smooth: bool = False, 
         values = 280.0 + 3.0 * rng.standard_normal((steps, rows, cols))
     return xr.Dataset(
         {"t2m": (("time", "lat", "lon"), values.astype(np.float32), {"units": "K"})},
-        coords={"time": pd.date_range("2020-01-01", periods=steps), "lat": 30.5 + np.arange(rows), "lon": -40.5 + np.arange(cols)},
+        coords={
+            "time": pd.date_range("2020-01-01", periods=steps),
+            "lat": 30.5 + np.arange(rows),
+            "lon": -40.5 + np.arange(cols),
+        },
     )
 
 
 # --- tile plans and weights -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("extent, tile, overlap, multiple", [(128, 64, 24, 1), (128, 64, 8, 4), (100, 40, 10, 4), (37, 20, 6, 1), (90, 30, 0, 1)])
+@pytest.mark.parametrize(
+    "extent, tile, overlap, multiple",
+    [(128, 64, 24, 1), (128, 64, 8, 4), (100, 40, 10, 4), (37, 20, 6, 1), (90, 30, 0, 1)],
+)
 def test_tiles_cover_the_extent_with_at_least_the_overlap(extent, tile, overlap, multiple):
     tiles = AxisTiles.plan(extent, tile, overlap, multiple)
     assert tiles.length <= tile and tiles.length % multiple == 0

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import SMALL_PARAMS
+
 from dl4ds import load_model
 from dl4ds.checkpoint import save_checkpoint
 from dl4ds.data import DownscalingDataset, Normalizer
@@ -85,7 +85,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(week_pairs, tmp_path
         torch.manual_seed(1)
         return DownscalingModel.build("resnet_spc", train, normalizer, params=SMALL_PARAMS)
 
-    options = dict(epochs=3, batch_size=8, seed=1, progress=False)
+    options = {"epochs": 3, "batch_size": 8, "seed": 1, "progress": False}
     SupervisedTrainer(**options, checkpoint_dir=tmp_path / "straight").fit(fresh_model(), train_ds, val_ds)
     with pytest.raises(_Killed):
         _KilledAfter(3, **options, checkpoint_dir=tmp_path / "killed").fit(fresh_model(), train_ds, val_ds)
@@ -160,7 +160,7 @@ def _fresh(train, normalizer, seed=1, **params):
 
 def test_same_seed_gives_bit_identical_weights_and_another_seed_does_not(week_pairs):
     train_ds, val_ds, train, normalizer = _split(week_pairs)
-    options = dict(epochs=2, batch_size=8, progress=False, loss={"mae": 1.0, "dssim": 0.5})
+    options = {"epochs": 2, "batch_size": 8, "progress": False, "loss": {"mae": 1.0, "dssim": 0.5}}
 
     def weights(seed):
         model = SupervisedTrainer(seed=seed, **options).fit(_fresh(train, normalizer), train_ds, val_ds)
@@ -191,7 +191,10 @@ def test_learning_rate_schedules_follow_their_formulas():
 def test_the_trainer_applies_the_schedule_per_epoch(week_pairs):
     train_ds, _, train, normalizer = _split(week_pairs)
     trainer = SupervisedTrainer(
-        epochs=3, batch_size=16, learning_rate=0.01, lr_schedule={"name": "step", "step_size": 1, "gamma": 0.1},
+        epochs=3,
+        batch_size=16,
+        learning_rate=0.01,
+        lr_schedule={"name": "step", "step_size": 1, "gamma": 0.1},
         progress=False,
     )
     trainer.fit(_fresh(train, normalizer), train_ds)
@@ -219,8 +222,12 @@ class _ScriptedValidation(SupervisedTrainer):
 def test_early_stopping_stops_and_restores_the_best_weights(week_pairs, tmp_path):
     train_ds, val_ds, train, normalizer = _split(week_pairs)
     trainer = _ScriptedValidation(
-        [3.0, 1.0, 2.0, 2.5, 0.1, 0.1], epochs=6, batch_size=16, early_stopping={"patience": 2},
-        checkpoint_dir=tmp_path, progress=False,
+        [3.0, 1.0, 2.0, 2.5, 0.1, 0.1],
+        epochs=6,
+        batch_size=16,
+        early_stopping={"patience": 2},
+        checkpoint_dir=tmp_path,
+        progress=False,
     )
     model = trainer.fit(_fresh(train, normalizer), train_ds, val_ds)
     assert [r.epoch for r in trainer.history.epochs] == [1, 2, 3, 4]
@@ -262,7 +269,9 @@ def test_weight_average_is_validated_and_kept(week_pairs, tmp_path):
     raw = torch.load(tmp_path / "last.pt", weights_only=True)["state_dict"]
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, averaged[key].cpu(), rtol=0, atol=0)
-    assert any(not torch.equal(value, raw[key]) for key, value in model.state_dict().items() if value.is_floating_point())
+    assert any(
+        not torch.equal(value, raw[key]) for key, value in model.state_dict().items() if value.is_floating_point()
+    )
     assert trainer.history.epochs[0].val_loss == pytest.approx(trainer.evaluate_loss(model, val_ds), rel=1e-5)
 
 
@@ -291,7 +300,11 @@ def test_checkpoints_every_n_epochs_and_curves(week_pairs, tmp_path):
 def test_combined_loss_terms_are_recorded(week_pairs, tmp_path):
     train_ds, _, train, normalizer = _split(week_pairs)
     trainer = SupervisedTrainer(
-        epochs=1, batch_size=16, loss={"mae": 1.0, "spectral": 0.1}, checkpoint_dir=tmp_path, progress=False,
+        epochs=1,
+        batch_size=16,
+        loss={"mae": 1.0, "spectral": 0.1},
+        checkpoint_dir=tmp_path,
+        progress=False,
     )
     trainer.fit(_fresh(train, normalizer), train_ds)
     record = trainer.history.epochs[0]

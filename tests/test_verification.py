@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from scipy import stats as scipy_stats
+from test_metrics import ERRORS, TRUTH, field
 
 from dl4ds.errors import ConfigError, DataError
 from dl4ds.evaluation import statistics as stats
@@ -12,15 +13,18 @@ from dl4ds.evaluation.metrics import compute_metrics
 from dl4ds.evaluation.scores import Scores, metric_info, quantile_metric, skill_scores
 from dl4ds.evaluation.verification import Verification
 
-from test_metrics import ERRORS, TRUTH, field
-
 
 def series(values, freq="10D"):
     """A (time, lat, lon) field in K on a 1 degree grid at the equator, with ``freq`` time steps."""
     nt, ny, nx = values.shape
     return xr.DataArray(
-        values, dims=("time", "lat", "lon"),
-        coords={"time": pd.date_range("2019-01-01", periods=nt, freq=freq), "lat": np.arange(float(ny)), "lon": np.arange(float(nx))},
+        values,
+        dims=("time", "lat", "lon"),
+        coords={
+            "time": pd.date_range("2019-01-01", periods=nt, freq=freq),
+            "lat": np.arange(float(ny)),
+            "lon": np.arange(float(nx)),
+        },
         attrs={"units": "K"},
     )
 
@@ -114,7 +118,9 @@ def test_weighted_ranks_share_ties_and_ignore_zero_weights():
     np.testing.assert_allclose(ranks[0, :4], scipy_stats.rankdata([3, 1, 2, 2]) - 0.5)
     np.testing.assert_allclose(ranks[1], scipy_stats.rankdata(values[1]) - 0.5)
     # a weight of 2 counts a value twice
-    np.testing.assert_allclose(stats.weighted_ranks(np.array([1.0, 2.0, 3.0]), np.array([2.0, 1.0, 1.0])), [1.0, 2.5, 3.5])
+    np.testing.assert_allclose(
+        stats.weighted_ranks(np.array([1.0, 2.0, 3.0]), np.array([2.0, 1.0, 1.0])), [1.0, 2.5, 3.5]
+    )
 
 
 def test_quantile_and_extreme_biases_per_point(random_pair):
@@ -196,7 +202,9 @@ def test_crps_matches_closed_forms():
     # a large ensemble of Gaussian quantiles approaches the closed form of the normal distribution
     members = scipy_stats.norm.ppf((np.arange(2000) + 0.5) / 2000, loc=1.0, scale=2.0)
     for y in (-3.0, 1.0, 4.5):
-        assert stats.crps_ensemble(members[None], np.array([y]))[0] == pytest.approx(gaussian_crps(1.0, 2.0, y), rel=2e-3)
+        assert stats.crps_ensemble(members[None], np.array([y]))[0] == pytest.approx(
+            gaussian_crps(1.0, 2.0, y), rel=2e-3
+        )
 
 
 def ensemble_case(offset: float = 0.0, members: int = 9):
@@ -204,7 +212,9 @@ def ensemble_case(offset: float = 0.0, members: int = 9):
     centre = rng.normal(0.0, 1.0, (60, 5, 6))
     truth = series(280 + centre + rng.normal(0.0, 1.0, centre.shape), freq="7D")
     draws = 280 + centre[None] + offset + rng.normal(0.0, 1.0, (members, *centre.shape))
-    ensemble = xr.concat([truth.copy(data=draw) for draw in draws], dim="member").assign_coords(member=np.arange(members))
+    ensemble = xr.concat([truth.copy(data=draw) for draw in draws], dim="member").assign_coords(
+        member=np.arange(members)
+    )
     return ensemble, truth
 
 

@@ -11,10 +11,9 @@ Main entry points:
 - :mod:`dl4ds.evaluation`: verification metrics and maps.
 """
 
-__version__ = "0.1.0"
-
-from dl4ds import datasets, io  # noqa: E402
-from dl4ds.checkpoint import load_model  # noqa: E402
-from dl4ds.inference.downscale import downscale  # noqa: E402
+from dl4ds import datasets, io
+from dl4ds._version import __version__
+from dl4ds.checkpoint import load_model
+from dl4ds.inference.downscale import downscale
 
 __all__ = ["__version__", "datasets", "downscale", "io", "load_model"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from dl4ds import __version__
+from dl4ds._version import __version__
 from dl4ds.atomic import atomic_path
 from dl4ds.errors import CheckpointError
 from dl4ds.model import DownscalingModel, ModelMetadata

@@ -82,14 +82,28 @@ def train(config: str, output_dir: str | None, epochs: int | None, resume: bool)
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="NetCDF file or Zarr store (.zarr) to write.")
-@click.option("--format", "output_format", type=click.Choice(["netcdf", "zarr"]),
-              help="Output format  [default: zarr for a .zarr path, else netcdf]")
-@click.option("--tile-size", type=click.IntRange(min=1), help="Largest tile, in coarse input cells  [default: no tiling]")
-@click.option("--overlap", type=click.IntRange(min=0),
-              help="Coarse cells shared by neighbouring tiles  [default: enough for tiled = untiled]")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["netcdf", "zarr"]),
+    help="Output format  [default: zarr for a .zarr path, else netcdf]",
+)
+@click.option(
+    "--tile-size", type=click.IntRange(min=1), help="Largest tile, in coarse input cells  [default: no tiling]"
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(min=0),
+    help="Coarse cells shared by neighbouring tiles  [default: enough for tiled = untiled]",
+)
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Tiles per forward pass.")
-@click.option("--samples", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Ensemble members per input for a stochastic model (a 'sample' dim, plus mean and spread).")
+@click.option(
+    "--samples",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Ensemble members per input for a stochastic model (a 'sample' dim, plus mean and spread).",
+)
 @click.option("--seed", type=int, help="Seed for the samples, so that a rerun draws the same ones.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:N, mps.")
 @click.option("--rename", multiple=True, metavar="NAME=MODEL_NAME", help="Map an input variable to a model variable.")
@@ -98,9 +112,21 @@ def train(config: str, output_dir: str | None, epochs: int | None, resume: bool)
 @click.option("--chunk-size", type=click.IntRange(min=1), help="Time steps x members per block and output chunk.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar  [default: when stderr is a terminal]")
 def downscale(
-    checkpoint: str, input_path: str, output: str, output_format: str | None, tile_size: int | None, overlap: int | None,
-    batch_size: int, samples: int, seed: int | None, device: str, rename: tuple[str, ...], regrid: bool,
-    time_dim: str | None, chunk_size: int | None, progress: bool | None,
+    checkpoint: str,
+    input_path: str,
+    output: str,
+    output_format: str | None,
+    tile_size: int | None,
+    overlap: int | None,
+    batch_size: int,
+    samples: int,
+    seed: int | None,
+    device: str,
+    rename: tuple[str, ...],
+    regrid: bool,
+    time_dim: str | None,
+    chunk_size: int | None,
+    progress: bool | None,
 ) -> None:
     """Downscale the coarse data in INPUT (NetCDF or Zarr) with the model in CHECKPOINT.
 
@@ -118,8 +144,17 @@ def downscale(
             raise click.BadParameter(f"{item!r} is not NAME=MODEL_NAME", param_hint="--rename")
         mapping[name] = model_name
     downscaler = Downscaler(
-        checkpoint, tile_size=tile_size, overlap=overlap, batch_size=batch_size, samples=samples, seed=seed,
-        device=device, regrid=regrid, rename=mapping, time_dim=time_dim, chunk_size=chunk_size,
+        checkpoint,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        samples=samples,
+        seed=seed,
+        device=device,
+        regrid=regrid,
+        rename=mapping,
+        time_dim=time_dim,
+        chunk_size=chunk_size,
         progress=sys.stderr.isatty() if progress is None else progress,
     )
     result = downscaler.write(open_data(input_path), output, format=output_format)  # type: ignore[arg-type]
@@ -130,16 +165,40 @@ def downscale(
 @main.command()
 @click.argument("prediction", type=click.Path())
 @click.argument("truth", type=click.Path())
-@click.option("-o", "--output", "report_dir", required=True, type=click.Path(file_okay=False), help="Report directory to write.")
+@click.option(
+    "-o", "--output", "report_dir", required=True, type=click.Path(file_okay=False), help="Report directory to write."
+)
 @click.option("--variable", "variables", multiple=True, help="Variable to verify (repeatable; default: all shared).")
-@click.option("--baselines", default="", help="Comma-separated baselines to fit and compare, or 'all' (needs --checkpoint or --config).")
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), help="Model checkpoint whose training data and period the baselines are fitted on.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Experiment YAML whose training data and period the baselines are fitted on.")
-@click.option("--groupby", help="Also score per season, month, lead_time, member, ... (a time component or a dimension).")
+@click.option(
+    "--baselines",
+    default="",
+    help="Comma-separated baselines to fit and compare, or 'all' (needs --checkpoint or --config).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Model checkpoint whose training data and period the baselines are fitted on.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Experiment YAML whose training data and period the baselines are fitted on.",
+)
+@click.option(
+    "--groupby", help="Also score per season, month, lead_time, member, ... (a time component or a dimension)."
+)
 @click.option("--name", default="prediction", show_default=True, help="Name of the prediction in the report.")
 def evaluate(
-    prediction: str, truth: str, report_dir: str, variables: tuple[str, ...], baselines: str,
-    checkpoint: str | None, config_path: str | None, groupby: str | None, name: str,
+    prediction: str,
+    truth: str,
+    report_dir: str,
+    variables: tuple[str, ...],
+    baselines: str,
+    checkpoint: str | None,
+    config_path: str | None,
+    groupby: str | None,
+    name: str,
 ) -> None:
     """Verify PREDICTION against TRUTH (NetCDF or Zarr) and write a report: tables, NetCDF, figures, HTML.
 
@@ -179,8 +238,10 @@ def _baseline_data(checkpoint: str | None, config_path: str | None, predicted):
     from dl4ds.experiment import Experiment
 
     if (checkpoint is None) == (config_path is None):
-        raise click.UsageError("--baselines needs exactly one of --checkpoint or --config: the experiment whose "
-                               "training period the baselines are fitted on")
+        raise click.UsageError(
+            "--baselines needs exactly one of --checkpoint or --config: the experiment whose "
+            "training period the baselines are fitted on"
+        )
     if checkpoint is not None:
         from dl4ds.checkpoint import load_model
 
@@ -247,7 +308,9 @@ def export_command(checkpoint: str, output: str, opset: int | None, no_check: bo
 
     model = load_model(checkpoint)
     result = export_onnx(model, output, opset=opset, check=not no_check)
-    click.echo(f"wrote {result.path} (inputs: {', '.join(result.input_names)}; output: {result.output_name}; opset {result.opset})")
+    click.echo(
+        f"wrote {result.path} (inputs: {', '.join(result.input_names)}; output: {result.output_name}; opset {result.opset})"
+    )
     if result.max_abs_diff is None or result.max_abs_diff_physical is None:
         click.echo("not compared with ONNX Runtime (--no-check)")
         return

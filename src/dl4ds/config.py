@@ -55,7 +55,9 @@ class DataConfig(_Strict):
     train_period: Period
     val_period: Period | None = None
     test_period: Period | None = None
-    patch_size: tuple[int, int] | None = Field(default=None, description="fine cells (height, width); whole domain if omitted")
+    patch_size: tuple[int, int] | None = Field(
+        default=None, description="fine cells (height, width); whole domain if omitted"
+    )
     lazy: bool = Field(
         default=False,
         description="read the training period chunk by chunk (dl4ds.data.lazy) instead of loading it; needs patch_size",
@@ -77,7 +79,9 @@ class DataConfig(_Strict):
         if self.lazy and self.patch_size is None:
             raise ValueError("lazy: true samples patches from the archive; set patch_size, e.g. [64, 64]")
         if self.pairing == "perfect_prog" and self.coarse is not None:
-            raise ValueError("pairing 'perfect_prog' makes its coarse input from the target; remove 'coarse' or use pairing 'mos'")
+            raise ValueError(
+                "pairing 'perfect_prog' makes its coarse input from the target; remove 'coarse' or use pairing 'mos'"
+            )
         periods = {name: getattr(self, name) for name in ("train_period", "val_period", "test_period")}
         spans = {name: _span(p) for name, p in periods.items() if p is not None}
         names = list(spans)
@@ -85,7 +89,9 @@ class DataConfig(_Strict):
             for second in names[i + 1 :]:
                 (a0, a1), (b0, b1) = spans[first], spans[second]
                 if a0 < b1 and b0 < a1:
-                    raise ValueError(f"{first} {periods[first]} overlaps {second} {periods[second]}; periods must be disjoint")
+                    raise ValueError(
+                        f"{first} {periods[first]} overlaps {second} {periods[second]}; periods must be disjoint"
+                    )
         return self
 
 
@@ -101,7 +107,9 @@ class ModelConfig(_Strict):
     name: str = Field(default="resnet_spc", description="registry name, see `dl4ds models`")
     params: dict[str, Any] = Field(default_factory=dict, description="architecture parameters")
     time_window: int | None = Field(
-        default=None, ge=1, description="consecutive time steps per sample; required by spatio-temporal (rec*) models only"
+        default=None,
+        ge=1,
+        description="consecutive time steps per sample; required by spatio-temporal (rec*) models only",
     )
 
 
@@ -123,7 +131,9 @@ class TrainingConfig(_Strict):
     """The trainer and its options; see :class:`dl4ds.training.Trainer` and :class:`dl4ds.training.GANOptions`."""
 
     trainer: Literal["supervised", "cgan"] = "supervised"
-    loss: str | dict[str, float] = Field(default="mae", description="a loss name or weighted terms, e.g. {mae: 1, spectral: 0.1}")
+    loss: str | dict[str, float] = Field(
+        default="mae", description="a loss name or weighted terms, e.g. {mae: 1, spectral: 0.1}"
+    )
     learning_rate: float = Field(default=1e-3, gt=0)
     epochs: int = Field(default=30, ge=1)
     batch_size: int = Field(default=16, ge=1)
@@ -174,7 +184,8 @@ class TrainingConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     samples: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="ensemble members per test input for stochastic networks; default 10 for them, 1 otherwise",
     )
 

@@ -28,7 +28,9 @@ def demo_config(output_dir: str | Path, *, epochs: int | None = None) -> Experim
     return ExperimentConfig.from_dict(raw)
 
 
-def run_demo(output_dir: str | Path = "demo_output", *, epochs: int | None = None, progress: bool = True) -> ExperimentResult:
+def run_demo(
+    output_dir: str | Path = "demo_output", *, epochs: int | None = None, progress: bool = True
+) -> ExperimentResult:
     """Train resnet_spc x4 on ERA5 (1-24 March 2019), verify on 25-31 March, downscale GloSea4.
 
     Writes into ``output_dir``: ``metrics.json`` (rmse, mae, bias, correlation

@@ -14,12 +14,12 @@ import xarray as xr
 
 from dl4ds.atomic import atomic_path
 from dl4ds.config import ExperimentConfig
-from dl4ds.errors import ConfigError
 from dl4ds.data.grid import standardize
 from dl4ds.data.lazy import LazyPatchDataset, fit_lazy_normalizer
 from dl4ds.data.normalization import Normalizer
 from dl4ds.data.pairing import MOS, PairedData, PerfectProg
 from dl4ds.data.torch_dataset import DownscalingDataset, cell_weights
+from dl4ds.errors import ConfigError
 from dl4ds.evaluation.baselines import create_baseline, list_baselines
 from dl4ds.evaluation.evaluate import Evaluation, baseline_predictions, headline_scores
 from dl4ds.evaluation.report import write_report
@@ -65,13 +65,13 @@ class Experiment:
             target = standardize(target).sel(time=slice(*period))
         static = None if data.static is None else open_data(data.static.path)
         predictors = None if data.predictors is None else open_data(data.predictors.path)
-        common = dict(
-            variables=data.target.variables,
-            static=static,
-            static_variables=None if data.static is None else data.static.variables,
-            predictors=predictors,
-            predictor_variables=None if data.predictors is None else data.predictors.variables,
-        )
+        common = {
+            "variables": data.target.variables,
+            "static": static,
+            "static_variables": None if data.static is None else data.static.variables,
+            "predictors": predictors,
+            "predictor_variables": None if data.predictors is None else data.predictors.variables,
+        }
         if data.pairing == "mos":
             assert data.coarse is not None
             return MOS(data.scale, crop=data.crop).pair(
@@ -92,14 +92,26 @@ class Experiment:
         else:
             paired = self.pair()
             train = paired.select_time(*data_config.train_period, role="train_period")
-            val = None if data_config.val_period is None else paired.select_time(*data_config.val_period, role="val_period")
-            test = None if data_config.test_period is None else paired.select_time(*data_config.test_period, role="test_period")
+            val = (
+                None
+                if data_config.val_period is None
+                else paired.select_time(*data_config.val_period, role="val_period")
+            )
+            test = (
+                None
+                if data_config.test_period is None
+                else paired.select_time(*data_config.test_period, role="test_period")
+            )
             normalizer = Normalizer.fit(train)
             reference = train
         model_config = self.config.model
         torch.manual_seed(training.seed)  # the weights' initialisation, so a seed gives the same run in any process
         model = DownscalingModel.build(
-            model_config.name, reference, normalizer, params=model_config.params, config=self.config.to_dict(),
+            model_config.name,
+            reference,
+            normalizer,
+            params=model_config.params,
+            config=self.config.to_dict(),
             time_window=model_config.time_window,
         )
         trainer = TRAINERS[training.trainer](
@@ -116,25 +128,36 @@ class Experiment:
         window = model_config.time_window
         if data_config.lazy:
             train_data = LazyPatchDataset(
-                lazy_target, normalizer, patch_size=data_config.patch_size,  # type: ignore[arg-type]
-                cell_weights=weights, seed=training.seed, **pairing,
+                lazy_target,
+                normalizer,
+                patch_size=data_config.patch_size,  # type: ignore[arg-type]
+                cell_weights=weights,
+                seed=training.seed,
+                **pairing,
             )
         else:
-            train_data = DownscalingDataset(train, normalizer, data_config.patch_size, window, cell_weights=weights, seed=training.seed)
+            train_data = DownscalingDataset(
+                train, normalizer, data_config.patch_size, window, cell_weights=weights, seed=training.seed
+            )
         logger.info(
             "training %s (%d parameters) on %d samples per epoch, validating on %d",
-            self.config.model.name, sum(p.numel() for p in model.parameters()), len(train_data),
+            self.config.model.name,
+            sum(p.numel() for p in model.parameters()),
+            len(train_data),
             0 if val is None else val.target.sizes["time"],
         )
         trainer.fit(
-            model, train_data,
+            model,
+            train_data,
             None if val is None else DownscalingDataset(val, normalizer, time_window=window, cell_weights=weights),
             resume=resume,
         )
         if not trainer.distributed.is_main:  # rank 0 verifies and writes the outputs
             return ExperimentResult(model=model, output_dir=self.output_dir, metrics=None)
         samples = self.config.evaluation.samples or (DEFAULT_SAMPLES if model.stochastic else 1)
-        metrics = None if test is None else verify(model, test, self.output_dir, train, samples=samples, seed=training.seed)
+        metrics = (
+            None if test is None else verify(model, test, self.output_dir, train, samples=samples, seed=training.seed)
+        )
         return ExperimentResult(model=model, output_dir=self.output_dir, metrics=metrics)
 
     def _lazy_source(self) -> tuple[xr.Dataset, dict[str, Any]]:
@@ -207,19 +230,30 @@ def verify(
     meta = model.metadata
     predicted = downscale(model, coarse_inputs_dataset(test), samples=samples, seed=seed)
     names = [name for name in list_baselines() if train is not None or not create_baseline(name).requires_fit]
-    predictions = {meta.architecture: predicted} | baseline_predictions(names, train if train is not None else test, test)
+    predictions = {meta.architecture: predicted} | baseline_predictions(
+        names, train if train is not None else test, test
+    )
     truth = xr.Dataset(
-        {name: test.target.sel(variable=name, drop=True).assign_attrs(dict(test.attrs.get(name, {}))) for name in meta.target_variables}
+        {
+            name: test.target.sel(variable=name, drop=True).assign_attrs(dict(test.attrs.get(name, {})))
+            for name in meta.target_variables
+        }
     )
     evaluation = Evaluation()
     scores = evaluation.score(predictions, truth)
     period = f"{str(test.times[0])[:16]} to {str(test.times[-1])[:16]}"
     notes = [f"test period {period} ({test.target.sizes['time']} time steps)"]
     if train is not None:
-        notes.append(f"baselines fitted on the training period {str(train.times[0])[:10]} to {str(train.times[-1])[:10]}")
+        notes.append(
+            f"baselines fitted on the training period {str(train.times[0])[:10]} to {str(train.times[-1])[:10]}"
+        )
     write_report(
-        scores, output_dir / "report", title=f"{meta.architecture} x{meta.scale}: verification on the test period",
-        references=names, examples=evaluation.examples(predictions, truth, list(scores)), notes=notes,
+        scores,
+        output_dir / "report",
+        title=f"{meta.architecture} x{meta.scale}: verification on the test period",
+        references=names,
+        examples=evaluation.examples(predictions, truth, list(scores)),
+        notes=notes,
     )
     metrics = headline_scores(scores)
     write_netcdf(predicted, output_dir / "test_downscaled.nc")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dl4ds import __version__
+from dl4ds._version import __version__
 from dl4ds.atomic import atomic_path
 from dl4ds.errors import DataError
 

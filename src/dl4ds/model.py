@@ -97,7 +97,9 @@ class DownscalingModel(nn.Module):
             there are set to NaN.
     """
 
-    def __init__(self, network: nn.Module, metadata: ModelMetadata, static: torch.Tensor, no_truth: torch.Tensor) -> None:
+    def __init__(
+        self, network: nn.Module, metadata: ModelMetadata, static: torch.Tensor, no_truth: torch.Tensor
+    ) -> None:
         super().__init__()
         self.network = network
         self.metadata = metadata
@@ -202,7 +204,9 @@ class DownscalingModel(nn.Module):
             for module in self.network.modules()
         )
 
-    def forward(self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Map normalised coarse inputs to normalised fine fields.
 
         Args:

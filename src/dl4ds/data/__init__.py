@@ -7,6 +7,14 @@ from dl4ds.data.pairing import MOS, PairedData, PerfectProg
 from dl4ds.data.torch_dataset import DownscalingDataset
 
 __all__ = [
-    "Grid", "standardize", "ChannelStats", "Normalizer", "MOS", "PairedData", "PerfectProg", "DownscalingDataset",
-    "LazyPatchDataset", "fit_lazy_normalizer",
+    "MOS",
+    "ChannelStats",
+    "DownscalingDataset",
+    "Grid",
+    "LazyPatchDataset",
+    "Normalizer",
+    "PairedData",
+    "PerfectProg",
+    "fit_lazy_normalizer",
+    "standardize",
 ]

@@ -24,7 +24,9 @@ def as_dataset(obj: xr.Dataset | xr.DataArray, *, role: str) -> xr.Dataset:
         return obj
     if isinstance(obj, xr.DataArray):
         if obj.name is None:
-            raise DataError(f"the {role} DataArray has no name; give it one with .rename('t2m') so dl4ds knows its variable")
+            raise DataError(
+                f"the {role} DataArray has no name; give it one with .rename('t2m') so dl4ds knows its variable"
+            )
         return obj.to_dataset()
     raise DataError(f"the {role} must be an xarray Dataset or DataArray, not {type(obj).__name__}")
 
@@ -63,18 +65,16 @@ def select_field(
         var_dims = ds[name].dims
         if set(var_dims) != set(dims):
             extra = [d for d in var_dims if d not in dims]
-            hint = (
-                f"select one value of {extra} first, e.g. .isel({extra[0]}=0)"
-                if extra
-                else f"it needs dims {dims}"
-            )
+            hint = f"select one value of {extra} first, e.g. .isel({extra[0]}=0)" if extra else f"it needs dims {dims}"
             raise DataError(f"the {role} variable {name!r} has dims {var_dims}; dl4ds expects {dims}: {hint}")
     field = ds[names].to_dataarray(dim="variable").transpose(*dims[:-2], "variable", *dims[-2:])
     field = field.drop_vars([c for c in field.coords if c not in field.dims])
     return field.astype(np.float32)
 
 
-def variable_attributes(obj: xr.Dataset | xr.DataArray, names: Sequence[str], *, role: str) -> dict[str, dict[str, str]]:
+def variable_attributes(
+    obj: xr.Dataset | xr.DataArray, names: Sequence[str], *, role: str
+) -> dict[str, dict[str, str]]:
     """The CF attributes (units, standard_name, long_name) of each variable, as strings."""
     ds = as_dataset(obj, role=role)
     return {name: {key: str(ds[name].attrs[key]) for key in CF_ATTRIBUTES if key in ds[name].attrs} for name in names}
@@ -104,7 +104,7 @@ def crop_to_multiple(field: xr.DataArray, scale: int) -> tuple[xr.DataArray, str
         slices[dim] = slice(start, size - (excess - start))
         if excess:
             values = field[dim].values
-            lost = np.concatenate([values[:start], values[size - (excess - start):]])
+            lost = np.concatenate([values[:start], values[size - (excess - start) :]])
             dropped.append(f"{dim} {', '.join(f'{v:g}' for v in lost)}")
     if not dropped:
         return field, None

@@ -171,9 +171,7 @@ class LazyPatchDataset(IterableDataset[Sample]):
     ) -> None:
         super().__init__()
         if patches_per_read < 1 or mix_blocks < 1:
-            raise ConfigError(
-                f"patches_per_read={patches_per_read} and mix_blocks={mix_blocks} must both be >= 1"
-            )
+            raise ConfigError(f"patches_per_read={patches_per_read} and mix_blocks={mix_blocks} must both be >= 1")
         field = lazy_target(target, variables, scale, crop)
         self.scale = scale
         self.fine_grid = Grid.of(field)
@@ -203,10 +201,7 @@ class LazyPatchDataset(IterableDataset[Sample]):
         cols = _windows(lon_chunks, max(width, least[1]), scale)
         starts = np.cumsum((0, *time_chunks))
         self.blocks = tuple(
-            Block(slice(int(t0), int(t1)), r, c)
-            for t0, t1 in pairwise(starts)
-            for r in rows
-            for c in cols
+            Block(slice(int(t0), int(t1)), r, c) for t0, t1 in pairwise(starts) for r in rows for c in cols
         )
 
         weight = np.ones(fine_shape, dtype=np.float32)
@@ -274,7 +269,9 @@ class LazyPatchDataset(IterableDataset[Sample]):
         for first in range(0, len(blocks), self.mix_blocks):
             group = blocks[first : first + self.mix_blocks]
             values = self.read_blocks(group)
-            samples = [sample for index, block in zip(group, values, strict=True) for sample in self.cut_samples(index, block)]
+            samples = [
+                sample for index, block in zip(group, values, strict=True) for sample in self.cut_samples(index, block)
+            ]
             del values
             order = np.random.default_rng((self.seed, self.epoch, *group)).permutation(len(samples))
             for i in order:
@@ -303,7 +300,9 @@ class LazyPatchDataset(IterableDataset[Sample]):
         steps = rng.choice(steps_in_block, size=self.patches_per_read, replace=self.patches_per_read > steps_in_block)
         height, width = self.patch_size
         scale = self.scale
-        rows = rng.integers(0, (block.rows.stop - block.rows.start - height) // scale + 1, self.patches_per_read) * scale
+        rows = (
+            rng.integers(0, (block.rows.stop - block.rows.start - height) // scale + 1, self.patches_per_read) * scale
+        )
         cols = rng.integers(0, (block.cols.stop - block.cols.start - width) // scale + 1, self.patches_per_read) * scale
         used, position = np.unique(steps, return_inverse=True)
         values = values[used]  # (used steps, variable, rows, cols)
@@ -315,14 +314,16 @@ class LazyPatchDataset(IterableDataset[Sample]):
             inputs = coarse[k, :, row // scale : (row + height) // scale, col // scale : (col + width) // scale]
             window = (slice(fine_row, fine_row + height), slice(fine_col, fine_col + width))
             weight = (~np.isnan(target)).astype(np.float32) * self._cell_weights[window]
-            samples.append({
-                "x": torch.from_numpy(self.normalizer.normalize_inputs(inputs)),
-                "static": torch.from_numpy(self._static[:, window[0], window[1]].copy()),
-                "y": torch.from_numpy(np.nan_to_num(self.normalizer.target.normalize(target, 0), nan=0.0)),
-                "weight": torch.from_numpy(weight),
-                "offset": torch.tensor([fine_row, fine_col]),
-                "time_index": torch.tensor(block.time.start + int(used[k])),
-            })
+            samples.append(
+                {
+                    "x": torch.from_numpy(self.normalizer.normalize_inputs(inputs)),
+                    "static": torch.from_numpy(self._static[:, window[0], window[1]].copy()),
+                    "y": torch.from_numpy(np.nan_to_num(self.normalizer.target.normalize(target, 0), nan=0.0)),
+                    "weight": torch.from_numpy(weight),
+                    "offset": torch.tensor([fine_row, fine_col]),
+                    "time_index": torch.tensor(block.time.start + int(used[k])),
+                }
+            )
         return samples
 
 
@@ -386,7 +387,7 @@ def lazy_target(target: XarrayInput, variables: Sequence[str] | None, scale: int
             "dl4ds.io.open_data, xr.open_zarr or xr.open_dataset(path, chunks={}) (or .chunk() it), or use "
             "DownscalingDataset for data that fits in memory"
         )
-    Grid.of(field).spacing  # raises for irregular grids
+    _ = Grid.of(field).spacing  # raises for irregular grids
     if crop:
         field, report = crop_to_multiple(field, scale)
         if report:

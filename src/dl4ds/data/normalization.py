@@ -60,7 +60,9 @@ class ChannelStats:
 
     @classmethod
     def from_dict(cls, data: dict[str, list]) -> ChannelStats:
-        return cls(tuple(data["names"]), np.asarray(data["mean"], dtype=np.float64), np.asarray(data["std"], dtype=np.float64))
+        return cls(
+            tuple(data["names"]), np.asarray(data["mean"], dtype=np.float64), np.asarray(data["std"], dtype=np.float64)
+        )
 
 
 @dataclass(frozen=True)

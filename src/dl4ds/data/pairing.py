@@ -84,9 +84,7 @@ class PairedData:
         target = self.target.sel(selection)
         if target.sizes["time"] == 0:
             first, last = self.times[0], self.times[-1]
-            raise DataError(
-                f"the {role} {start}..{end} contains no time step; the data runs from {first} to {last}"
-            )
+            raise DataError(f"the {role} {start}..{end} contains no time step; the data runs from {first} to {last}")
         return replace(self, inputs=self.inputs.sel(selection), target=target)
 
 
@@ -148,7 +146,7 @@ def _prepare_target(
     all_nan = [str(v) for v in field["variable"].values if not bool(valid.sel(variable=v).any())]
     if all_nan:
         raise DataError(f"the target variable(s) {all_nan} are entirely NaN; check the data")
-    Grid.of(field).spacing  # raises for irregular grids
+    _ = Grid.of(field).spacing  # raises for irregular grids
     notes = []
     if crop:
         field, report = crop_to_multiple(field, scale)
@@ -222,7 +220,9 @@ def _crop_to_coverage(target: xr.DataArray, source: Grid, scale: int, notes: lis
     rows, cols = window
     if (rows.stop - rows.start, cols.stop - cols.start) == coarse.shape:
         return target, coarse
-    cropped = target.isel(lat=slice(rows.start * scale, rows.stop * scale), lon=slice(cols.start * scale, cols.stop * scale))
+    cropped = target.isel(
+        lat=slice(rows.start * scale, rows.stop * scale), lon=slice(cols.start * scale, cols.stop * scale)
+    )
     notes.append(
         f"cropped the target grid to {Grid.of(cropped).describe()}, the part whose coarse cells lie within the "
         f"coarse data ({source.describe()})"
@@ -259,8 +259,15 @@ class PerfectProg:
         coarse_targets = block_average(field, self.scale)
         names = [str(v) for v in field["variable"].values]
         return _assemble(
-            coarse_targets, field, names, target, None,
-            (predictors, predictor_variables), (static, static_variables), self.scale, notes,
+            coarse_targets,
+            field,
+            names,
+            target,
+            None,
+            (predictors, predictor_variables),
+            (static, static_variables),
+            self.scale,
+            notes,
         )
 
 
@@ -326,6 +333,13 @@ class MOS:
             logger.info(notes[-1])
         coarse_field = regrid(coarse_field, coarse_grid, method=self.method, role="coarse")
         return _assemble(
-            coarse_field, field, coarse_names, target, coarse,
-            (predictors, predictor_variables), (static, static_variables), self.scale, notes,
+            coarse_field,
+            field,
+            coarse_names,
+            target,
+            coarse,
+            (predictors, predictor_variables),
+            (static, static_variables),
+            self.scale,
+            notes,
         )

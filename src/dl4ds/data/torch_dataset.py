@@ -67,7 +67,9 @@ class DownscalingDataset(Dataset[Sample]):
         if patch_size is not None:
             height, width = patch_size
             if height % self.scale or width % self.scale:
-                raise ConfigError(f"patch size {height} x {width} must be a multiple of the scale {self.scale} on both axes")
+                raise ConfigError(
+                    f"patch size {height} x {width} must be a multiple of the scale {self.scale} on both axes"
+                )
             if height > fine_shape[0] or width > fine_shape[1]:
                 raise ConfigError(
                     f"patch size {height} x {width} is larger than the domain {fine_shape[0]} x {fine_shape[1]}; "
@@ -163,9 +165,7 @@ def cell_weights(
         if region_max is not None:
             inside &= values <= region_max
         if not inside.any():
-            raise ConfigError(
-                f"no cell has {region_min} <= {region} <= {region_max}; widen the loss region's bounds"
-            )
+            raise ConfigError(f"no cell has {region_min} <= {region} <= {region_max}; widen the loss region's bounds")
         weights *= inside
     if area_weighted:
         cos_lat = np.cos(np.deg2rad(data.target["lat"].values)).clip(min=0.0)

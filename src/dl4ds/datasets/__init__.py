@@ -17,7 +17,7 @@ import xarray as xr
 
 from dl4ds.errors import DataError
 
-__all__ = ["era5_t2m_uk", "uk_static", "glosea4_ensemble", "path", "names"]
+__all__ = ["era5_t2m_uk", "glosea4_ensemble", "names", "path", "uk_static"]
 
 _FILES = {
     "era5_t2m_uk": "era5_t2m_uk_201903.nc",

@@ -9,9 +9,9 @@ from dl4ds.evaluation.scores import METRICS, Scores, skill_scores
 from dl4ds.evaluation.verification import Verification
 
 __all__ = [
+    "METRICS",
     "Baseline",
     "Evaluation",
-    "METRICS",
     "Scores",
     "Verification",
     "compute_metrics",

@@ -43,15 +43,15 @@ from dl4ds.evaluation.statistics import sorted_quantiles
 from dl4ds.interpolation import InterpolationMode, upsample
 
 __all__ = [
-    "Baseline",
-    "Interpolation",
-    "Conservative",
-    "LapseRate",
     "BCSD",
+    "Baseline",
+    "Conservative",
+    "Interpolation",
+    "LapseRate",
     "PointwiseRegression",
     "create_baseline",
-    "list_baselines",
     "interpolate_to_fine",
+    "list_baselines",
 ]
 
 STANDARD_GRAVITY = 9.80665  # m s-2, converts geopotential (m2 s-2) to height (m)
@@ -140,7 +140,9 @@ def _quantiles(values: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, 1 where the denominator is 0."""
-    return np.divide(numerator, denominator, out=np.ones(np.broadcast(numerator, denominator).shape), where=denominator != 0)
+    return np.divide(
+        numerator, denominator, out=np.ones(np.broadcast(numerator, denominator).shape), where=denominator != 0
+    )
 
 
 def _map_quantiles(values: np.ndarray, source: np.ndarray, target: np.ndarray, *, multiplicative: bool) -> np.ndarray:
@@ -276,7 +278,7 @@ class Baseline(ABC):
         elif self.requires_fit:
             raise ConfigError(f"the {self.name} baseline learns from training data; call fit(train) first")
 
-    def _fit(self, train: PairedData) -> None:
+    def _fit(self, train: PairedData) -> None:  # noqa: B027 (a hook: most baselines learn nothing)
         """Learn parameters from ``train``; nothing for baselines that do not learn."""
 
     @abstractmethod
@@ -472,8 +474,12 @@ class BCSD(Baseline):
         return xr.DataArray(
             self._corrected(data).astype(np.float32),
             dims=("time", "variable", "lat", "lon"),
-            coords={"time": data.inputs["time"], "variable": list(data.target_variables),
-                    "lat": data.inputs["lat"], "lon": data.inputs["lon"]},
+            coords={
+                "time": data.inputs["time"],
+                "variable": list(data.target_variables),
+                "lat": data.inputs["lat"],
+                "lon": data.inputs["lon"],
+            },
             name="bias_corrected",
         )
 
@@ -566,7 +572,9 @@ class PointwiseRegression(Baseline):
             valid = ~np.isnan(truth) & ~np.isnan(standardized[0])
             design = [valid.astype(np.float32)] + [np.where(valid, values, 0) for values in standardized]
             response = np.where(valid, truth, 0)
-            gram = np.stack([np.stack([np.sum(a * b, axis=0, dtype=np.float64) for b in design], -1) for a in design], -2)
+            gram = np.stack(
+                [np.stack([np.sum(a * b, axis=0, dtype=np.float64) for b in design], -1) for a in design], -2
+            )
             moments = np.stack([np.sum(a * response, axis=0, dtype=np.float64) for a in design], -1)
             count = gram[..., 0, 0]
             solvable = count >= n_features
@@ -633,4 +641,6 @@ def interpolate_to_fine(coarse: xr.DataArray, scale: int, mode: InterpolationMod
     fine_grid = Grid.of(coarse).refine(scale)
     fine = _interpolate(coarse.values, scale, mode)
     coords = {name: c.variable for name, c in coarse.coords.items() if "lat" not in c.dims and "lon" not in c.dims}
-    return xr.DataArray(fine, dims=coarse.dims, coords=coords | fine_grid.coords(), attrs=coarse.attrs, name=coarse.name)
+    return xr.DataArray(
+        fine, dims=coarse.dims, coords=coords | fine_grid.coords(), attrs=coarse.attrs, name=coarse.name
+    )

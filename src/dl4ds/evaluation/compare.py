@@ -26,7 +26,9 @@ def truth_on_prediction_grid(prediction: xr.DataArray, truth: xr.DataArray) -> x
     return truth.isel(lat=window[0], lon=window[1]).assign_coords(lat=prediction["lat"], lon=prediction["lon"])
 
 
-def compare_datasets(prediction: xr.Dataset, truth: xr.Dataset, *, variable: str | None = None) -> dict[str, dict[str, float]]:
+def compare_datasets(
+    prediction: xr.Dataset, truth: xr.Dataset, *, variable: str | None = None
+) -> dict[str, dict[str, float]]:
     """Metrics of each shared variable (or ``variable``) over the common times: ``{variable: {metric: value}}``."""
     names = [variable] if variable else [str(v) for v in prediction.data_vars if v in truth.data_vars]
     if not names:

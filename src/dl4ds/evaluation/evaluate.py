@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
@@ -49,7 +49,8 @@ def baseline_predictions(names: Sequence[str], train: PairedData, test: PairedDa
     if overlap.size and any(baseline.requires_fit for baseline in baselines.values()):
         logger.warning(
             "%d of the %d verified time steps are also training time steps; the baselines' scores there are optimistic",
-            overlap.size, test.target.sizes["time"],
+            overlap.size,
+            test.target.sizes["time"],
         )
     predictions = {}
     for name, baseline in baselines.items():
@@ -84,7 +85,7 @@ class Evaluation:
         verification: the metrics and their options.
     """
 
-    verification: Verification = Verification()
+    verification: Verification = field(default_factory=Verification)
 
     def score(
         self, predictions: Mapping[str, xr.Dataset], truth: xr.Dataset, *, variables: Sequence[str] | None = None
@@ -110,7 +111,9 @@ class Evaluation:
             for model, prediction in predictions.items():
                 for dataset, role in ((prediction, f"prediction {model!r}"), (truth, "truth")):
                     if variable not in dataset.data_vars:
-                        raise DataError(f"the {role} has no variable {variable!r}; it has {sorted(map(str, dataset.data_vars))}")
+                        raise DataError(
+                            f"the {role} has no variable {variable!r}; it has {sorted(map(str, dataset.data_vars))}"
+                        )
                 field = standardize(prediction[variable], require_time=False)
                 observed = truth_on_prediction_grid(field, standardize(truth[variable], require_time=False))
                 logger.info("scoring %s of %s", variable, model)
@@ -131,7 +134,9 @@ class Evaluation:
         for variable in variables:
             first = standardize(next(iter(predictions.values()))[variable], require_time=False)
             observed = truth_on_prediction_grid(first, standardize(truth[variable], require_time=False))
-            observed = observed.sel(time=np.intersect1d(observed["time"], first["time"])) if "time" in first.dims else observed
+            observed = (
+                observed.sel(time=np.intersect1d(observed["time"], first["time"])) if "time" in first.dims else observed
+            )
             selection = {}
             if "time" in observed.dims and observed.sizes["time"] > 1:
                 departure = abs(observed - observed.mean("time")).mean(("lat", "lon"))

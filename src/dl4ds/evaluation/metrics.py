@@ -20,6 +20,7 @@ from dl4ds.evaluation.alignment import WeightOption, align, area_weights, data_u
 
 __all__ = ["compute_metrics", "rmse_map"]
 
+
 def compute_metrics(
     prediction: xr.DataArray,
     truth: xr.DataArray,

@@ -32,12 +32,12 @@ from dl4ds.errors import DataError
 
 __all__ = [
     "plot_comparison",
-    "plot_metric_maps",
-    "plot_spectra",
-    "plot_quantiles",
-    "plot_sample_scores",
     "plot_grouped_scores",
+    "plot_metric_maps",
+    "plot_quantiles",
     "plot_rank_histogram",
+    "plot_sample_scores",
+    "plot_spectra",
 ]
 
 _PANEL_WIDTH = 3.6  # inches of map per panel
@@ -216,9 +216,7 @@ def plot_spectra(spectrum: xr.Dataset, path: str | os.PathLike[str], *, title: s
     return _save(fig, path)
 
 
-def plot_quantiles(
-    quantiles: xr.Dataset, path: str | os.PathLike[str], *, title: str = "", units: str = ""
-) -> Path:
+def plot_quantiles(quantiles: xr.Dataset, path: str | os.PathLike[str], *, title: str = "", units: str = "") -> Path:
     """Draw a quantile-quantile plot: each model's quantiles against the truth's, with the 1:1 line.
 
     ``quantiles`` holds ``prediction`` (model, probability) and ``truth``
@@ -430,7 +428,7 @@ def _figure(maps: dict[str, xr.DataArray], *, nrows: int, ncols: int, title: str
 
     fig = Figure(figsize=(width, height), layout="constrained", dpi=_DPI)
     axes = np.atleast_2d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False))
-    for row, row_axes in enumerate(axes):
+    for row_axes in axes:
         for col, ax in enumerate(row_axes):
             ax.set_xlim(x0, x1)
             ax.set_ylim(y0, y1)

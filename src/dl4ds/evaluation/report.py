@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from dl4ds import __version__
+from dl4ds._version import __version__
 from dl4ds.atomic import atomic_path
 from dl4ds.errors import DataError
 from dl4ds.evaluation import plots
@@ -507,8 +507,7 @@ def _draw_figures(
     if any(_has_values(values) for values in scores.per_sample.data_vars.values()):
         draw(
             "per_sample",
-            "Distribution of the scores of the individual samples (time steps), one violin per model, "
-            "median marked.",
+            "Distribution of the scores of the individual samples (time steps), one violin per model, median marked.",
             plots.plot_sample_scores,
             scores.per_sample,
             title=f"{variable}: scores per sample",

@@ -18,7 +18,7 @@ import xarray as xr
 
 from dl4ds.errors import DataError
 
-__all__ = ["MetricInfo", "METRICS", "Scores", "metric_info", "quantile_metric", "skill_scores"]
+__all__ = ["METRICS", "MetricInfo", "Scores", "metric_info", "quantile_metric", "skill_scores"]
 
 UnitsKind = Literal["data", "dimensionless", "dB"]
 

@@ -43,7 +43,9 @@ def correlation(sums: dict[str, np.ndarray]) -> np.ndarray:
     return _correlation(var_p, var_t, cov)
 
 
-def product_sums(p: np.ndarray, t: np.ndarray, w: np.ndarray, axis: int | tuple[int, ...] | None) -> dict[str, np.ndarray]:
+def product_sums(
+    p: np.ndarray, t: np.ndarray, w: np.ndarray, axis: int | tuple[int, ...] | None
+) -> dict[str, np.ndarray]:
     """Weighted sums of 1, p, t, p*p, t*t and p*t over ``axis`` (keys ``w``, ``p``, ``t``, ``pp``, ``tt``, ``pt``).
 
     ``p`` and ``t`` must be finite wherever ``w > 0`` (set missing points to 0

@@ -27,7 +27,9 @@ from dl4ds.evaluation.scores import Scores, metric_info, quantile_metric
 
 __all__ = ["Verification"]
 
-QQ_PROBABILITIES = np.array([0.001, 0.005, 0.01, 0.02, 0.05, *np.arange(0.1, 0.91, 0.1), 0.95, 0.98, 0.99, 0.995, 0.999])
+QQ_PROBABILITIES = np.array(
+    [0.001, 0.005, 0.01, 0.02, 0.05, *np.arange(0.1, 0.91, 0.1), 0.95, 0.98, 0.99, 0.995, 0.999]
+)
 _HISTOGRAM_BINS = 2**16
 _MOMENT_METRICS = ("bias", "mae", "rmse", "correlation", "std_ratio", "psnr")
 _TIME_GROUPS = ("season", "month", "year", "dayofyear", "hour")
@@ -62,7 +64,9 @@ class Verification:
         if not all(0.0 <= q <= 1.0 for q in self.quantiles):
             raise ConfigError(f"quantiles must lie in [0, 1], got {list(self.quantiles)}")
         if self.weights not in ("latitude", None):
-            raise ConfigError(f"unknown weights {self.weights!r}; use 'latitude' (area weighting) or None (unweighted).")
+            raise ConfigError(
+                f"unknown weights {self.weights!r}; use 'latitude' (area weighting) or None (unweighted)."
+            )
         if self.ssim_window < 3 or self.chunk_size < 1:
             raise ConfigError(
                 f"ssim_window must be >= 3 and chunk_size >= 1, got {self.ssim_window} and {self.chunk_size}"
@@ -149,13 +153,17 @@ class _Samples:
             mean = members.mean(axis=1)
             valid = np.isfinite(mean) & np.isfinite(truth)
             weights = np.where(valid, self.lat_weights, 0.0)
-            yield _Chunk(slice(start, stop), members, np.where(valid, mean, 0.0), np.where(valid, truth, 0.0), valid, weights)
+            yield _Chunk(
+                slice(start, stop), members, np.where(valid, mean, 0.0), np.where(valid, truth, 0.0), valid, weights
+            )
 
     def per_sample(self, values: np.ndarray, name: str) -> xr.DataArray:
         """(N,) values as a DataArray over the sample dimensions."""
         if not self.sample_dims:
             return xr.DataArray(values[0], name=name)
-        return xr.DataArray(values.reshape(self.sample_shape), dims=self.sample_dims, coords=self.sample_coords, name=name)
+        return xr.DataArray(
+            values.reshape(self.sample_shape), dims=self.sample_dims, coords=self.sample_coords, name=name
+        )
 
     def spatial(self, values: np.ndarray, name: str) -> xr.DataArray:
         return xr.DataArray(values, dims=("lat", "lon"), coords={"lat": self.lat, "lon": self.lon}, name=name)
@@ -189,7 +197,9 @@ class _Groups:
             return cls(groupby, None, pred[groupby].values if groupby in pred.coords else np.arange(samples.members))
         if groupby in _TIME_GROUPS:
             if "time" not in samples.sample_dims or not np.issubdtype(true["time"].dtype, np.datetime64):
-                raise ConfigError(f"groupby={groupby!r} needs a time dimension of dates; the truth has dims {true.dims}")
+                raise ConfigError(
+                    f"groupby={groupby!r} needs a time dimension of dates; the truth has dims {true.dims}"
+                )
             values = getattr(true["time"].dt, groupby)
             source = values.broadcast_like(true.isel(lat=0, lon=0, drop=True))
         elif groupby in true.coords and set(true[groupby].dims) <= set(samples.sample_dims) and true[groupby].dims:
@@ -359,7 +369,10 @@ class _RankPass:
                 ranks.append(np.where(chunk.valid, mid_ranks[row][bins], 0.0))
             _accumulate(self.pooled, stats.product_sums(ranks[0], ranks[1], chunk.weights, axis=None))
             n = chunk.prediction.shape[0]
-            flat = [np.where(chunk.valid, v, np.nan).astype(np.float32).reshape(n, -1) for v in (chunk.prediction, chunk.truth)]
+            flat = [
+                np.where(chunk.valid, v, np.nan).astype(np.float32).reshape(n, -1)
+                for v in (chunk.prediction, chunk.truth)
+            ]
             w = chunk.weights.reshape(n, -1)
             self.per_sample[chunk.index] = stats.weighted_correlation(
                 stats.weighted_ranks(flat[0], w), stats.weighted_ranks(flat[1], w), w, axis=1
@@ -381,7 +394,7 @@ class _BandPass:
         names = [quantile_metric(q) for q in self.quantiles] + ["max_bias", "min_bias"]
         time_groups = self.groups is not None and not self.groups.by_member
         group_count = self.groups.labels.size if time_groups else 0
-        self.maps = {name: np.full((ny, nx), np.nan) for name in names + ["spearman"]}
+        self.maps = {name: np.full((ny, nx), np.nan) for name in [*names, "spearman"]}
         self.group_maps = {name: np.full((group_count, ny, nx), np.nan) for name in names}
         rows = max(1, 2_000_000 // max(s.count * nx, 1))
         for start in range(0, ny, rows):
@@ -409,11 +422,16 @@ class _BandPass:
         counts = valid.sum(axis=0)
         ordered = [np.sort(prediction, axis=0), np.sort(truth, axis=0)]
         result = {
-            quantile_metric(q): stats.sorted_quantiles(ordered[0], counts, q) - stats.sorted_quantiles(ordered[1], counts, q)
+            quantile_metric(q): stats.sorted_quantiles(ordered[0], counts, q)
+            - stats.sorted_quantiles(ordered[1], counts, q)
             for q in self.quantiles
         }
-        result["max_bias"] = stats.sorted_quantiles(ordered[0], counts, 1.0) - stats.sorted_quantiles(ordered[1], counts, 1.0)
-        result["min_bias"] = stats.sorted_quantiles(ordered[0], counts, 0.0) - stats.sorted_quantiles(ordered[1], counts, 0.0)
+        result["max_bias"] = stats.sorted_quantiles(ordered[0], counts, 1.0) - stats.sorted_quantiles(
+            ordered[1], counts, 1.0
+        )
+        result["min_bias"] = stats.sorted_quantiles(ordered[0], counts, 0.0) - stats.sorted_quantiles(
+            ordered[1], counts, 0.0
+        )
         return result
 
 
@@ -518,7 +536,9 @@ def _assemble(
     grouped_ds = None
     if grouped is not None:
         labels = groups.labels
-        grouped_ds = dataset(grouped, lambda v, name: xr.DataArray(v, dims=(groups.name,), coords={groups.name: labels}, name=name))
+        grouped_ds = dataset(
+            grouped, lambda v, name: xr.DataArray(v, dims=(groups.name,), coords={groups.name: labels}, name=name)
+        )
 
     spectrum = _spectrum_dataset(first, units)
     qq = _quantile_dataset(second, units)
@@ -526,7 +546,10 @@ def _assemble(
     if first.ensemble:
         frequency = first.rank_counts / max(first.rank_counts.sum(), 1e-300)
         rank_histogram = xr.DataArray(
-            frequency, dims=("rank",), coords={"rank": np.arange(frequency.size)}, name="rank_histogram",
+            frequency,
+            dims=("rank",),
+            coords={"rank": np.arange(frequency.size)},
+            name="rank_histogram",
             attrs={"long_name": "frequency of the rank of the truth among the ensemble members", "units": "1"},
         )
     variable = str(truth.name) if truth.name is not None else "variable"

@@ -17,7 +17,7 @@ import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -31,7 +31,7 @@ from dask.callbacks import Callback
 from dask.highlevelgraph import HighLevelGraph
 from tqdm.auto import tqdm
 
-from dl4ds import __version__
+from dl4ds._version import __version__
 from dl4ds.checkpoint import load_model
 from dl4ds.data.fields import as_dataset, check_variables
 from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, coordinate_names, latitude_descending, standardize
@@ -135,8 +135,13 @@ class Downscaler:
     ) -> None:
         self.model = model if isinstance(model, DownscalingModel) else load_model(model)
         meta = self.model.metadata
-        for name, value, least in (("batch_size", batch_size, 1), ("samples", samples, 1), ("chunk_size", chunk_size, 1),
-                                   ("tile_size", tile_size, 1), ("overlap", overlap, 0)):
+        for name, value, least in (
+            ("batch_size", batch_size, 1),
+            ("samples", samples, 1),
+            ("chunk_size", chunk_size, 1),
+            ("tile_size", tile_size, 1),
+            ("overlap", overlap, 0),
+        ):
             if value is not None and value < least:
                 raise ConfigError(f"{name}={value} must be at least {least}")
         if samples > 1 and not self.model.stochastic:
@@ -146,11 +151,15 @@ class Downscaler:
             )
         self.multiple = size_multiple(self.model)
         if tile_size is not None and tile_size < self.multiple:
-            raise ConfigError(f"tile_size={tile_size} is smaller than {self.multiple}, the size multiple of the U-Net of "
-                              f"{meta.architecture!r}; use a multiple of {self.multiple}")
+            raise ConfigError(
+                f"tile_size={tile_size} is smaller than {self.multiple}, the size multiple of the U-Net of "
+                f"{meta.architecture!r}; use a multiple of {self.multiple}"
+            )
         if tile_size is not None and overlap is not None and overlap >= tile_size:
-            raise ConfigError(f"overlap={overlap} must be smaller than tile_size={tile_size} (both in coarse cells); "
-                              "use a smaller overlap or larger tiles")
+            raise ConfigError(
+                f"overlap={overlap} must be smaller than tile_size={tile_size} (both in coarse cells); "
+                "use a smaller overlap or larger tiles"
+            )
         self.tile_size = None if tile_size is None else tile_size - tile_size % self.multiple
         self.overlap = overlap
         self.batch_size = batch_size
@@ -226,7 +235,8 @@ class Downscaler:
         starts = [np.cumsum((0, *chunk)) for chunk in chunks]  # block boundaries along each leading dim
         for block in np.ndindex(*(len(c) for c in chunks)):
             slices = {
-                dim: slice(int(bounds[index]), int(bounds[index + 1])) for dim, bounds, index in zip(source.dims, starts, block)
+                dim: slice(int(bounds[index]), int(bounds[index + 1]))
+                for dim, bounds, index in zip(source.dims, starts, block)
             }
             for sample in range(self.samples):
                 key = (name, sample, *block, 0, 0, 0) if ensemble else (name, *block, 0, 0, 0)
@@ -234,7 +244,9 @@ class Downscaler:
         all_chunks = (*chunks, (len(meta.target_variables),), *((size,) for size in fine_grid.shape))
         if ensemble:
             all_chunks = ((1,) * self.samples, *all_chunks)
-        fields = da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, all_chunks, dtype=np.float32)
+        fields = da.Array(
+            HighLevelGraph.from_collections(name, graph, dependencies=()), name, all_chunks, dtype=np.float32
+        )
         return _output_dataset(fields, source, fine_grid, meta, self.samples), len(graph)
 
     def _prepare(self, coarse: xr.Dataset | xr.DataArray) -> _Input:
@@ -243,7 +255,9 @@ class Downscaler:
         if self.rename:
             unknown = [name for name in self.rename if name not in ds.variables]
             if unknown:
-                raise DataError(f"cannot rename {unknown}: no such variables in the input (it has {sorted(map(str, ds.data_vars))})")
+                raise DataError(
+                    f"cannot rename {unknown}: no such variables in the input (it has {sorted(map(str, ds.data_vars))})"
+                )
             ds = ds.rename(self.rename)
         _check_inputs(ds, meta)
         names = coordinate_names(ds[list(meta.input_variables)])
@@ -284,7 +298,9 @@ class Downscaler:
 
     def _chunks(self, source: _Input, fine_grid: Grid) -> list[tuple[int, ...]]:
         """Block sizes along each leading dim: filled from the innermost dim outwards up to ``chunk_size`` items."""
-        items = self.chunk_size or max(1, BLOCK_BYTES // (4 * len(self.model.metadata.target_variables) * math.prod(fine_grid.shape)))
+        items = self.chunk_size or max(
+            1, BLOCK_BYTES // (4 * len(self.model.metadata.target_variables) * math.prod(fine_grid.shape))
+        )
         chunks = []
         for dim, size in reversed(list(zip(source.dims, source.sizes))):
             length = max(1, min(size, items))
@@ -300,12 +316,20 @@ class Downscaler:
         padded = (multiple * math.ceil(grid.shape[0] / multiple), multiple * math.ceil(grid.shape[1] / multiple))
         overlap = self.overlap
         if overlap is None:
-            overlap = 0 if self.tile_size is None or self.tile_size >= max(padded) else default_overlap(self.model, self.tile_size)
+            overlap = (
+                0
+                if self.tile_size is None or self.tile_size >= max(padded)
+                else default_overlap(self.model, self.tile_size)
+            )
         layout = TileLayout.plan(padded, self.tile_size, overlap, multiple)
         if layout.count > 1:
             logger.info(
                 "%d x %d tiles of %d x %d coarse cells over %d x %d, overlapping by at least %d cells",
-                len(layout.rows.starts), len(layout.cols.starts), *layout.shape, *grid.shape, overlap,
+                len(layout.rows.starts),
+                len(layout.cols.starts),
+                *layout.shape,
+                *grid.shape,
+                overlap,
             )
         return TilePredictor(self.model, grid, layout, padded, self.batch_size, self.device)
 
@@ -364,7 +388,9 @@ def _output_dataset(fields: da.Array, source: _Input, fine_grid: Grid, meta: Mod
         if name not in ("lat", "lon") and set(coord.dims) <= set(source.dims)
     }
     if samples > 1:
-        coords["sample"] = xr.Variable("sample", np.arange(samples), {"long_name": "ensemble sample drawn by the network"})
+        coords["sample"] = xr.Variable(
+            "sample", np.arange(samples), {"long_name": "ensemble sample drawn by the network"}
+        )
     coords |= fine_grid.coords()
     if "time" in source.dims:
         coords["time"] = coords["time"].copy()
@@ -378,15 +404,21 @@ def _output_dataset(fields: da.Array, source: _Input, fine_grid: Grid, meta: Mod
         variables[name] = field.transpose(*order)
         if samples > 1:
             long_name = attrs.get("long_name", name)
-            variables[f"{name}_mean"] = field.mean("sample").transpose(*order[1:]).assign_attrs(
-                attrs, long_name=f"ensemble mean of {long_name}", cell_methods="sample: mean"
+            variables[f"{name}_mean"] = (
+                field.mean("sample")
+                .transpose(*order[1:])
+                .assign_attrs(attrs, long_name=f"ensemble mean of {long_name}", cell_methods="sample: mean")
             )
-            variables[f"{name}_spread"] = field.std("sample", ddof=1).transpose(*order[1:]).assign_attrs(
-                {k: v for k, v in attrs.items() if k != "standard_name"},
-                long_name=f"ensemble standard deviation of {long_name} over {samples} samples",
-                cell_methods="sample: standard_deviation",
+            variables[f"{name}_spread"] = (
+                field.std("sample", ddof=1)
+                .transpose(*order[1:])
+                .assign_attrs(
+                    {k: v for k, v in attrs.items() if k != "standard_name"},
+                    long_name=f"ensemble standard deviation of {long_name} over {samples} samples",
+                    cell_methods="sample: standard_deviation",
+                )
             )
-    history = f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} downscaled x{meta.scale} with dl4ds {__version__} ({meta.architecture})"
+    history = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} downscaled x{meta.scale} with dl4ds {__version__} ({meta.architecture})"
     output = xr.Dataset(
         variables,
         attrs={
@@ -398,7 +430,9 @@ def _output_dataset(fields: da.Array, source: _Input, fine_grid: Grid, meta: Mod
     )
     if source.descending:
         output = output.isel(lat=slice(None, None, -1))
-    return output.rename({standard: name for standard, name in source.names.items() if name != standard and standard in output.variables})
+    return output.rename(
+        {standard: name for standard, name in source.names.items() if name != standard and standard in output.variables}
+    )
 
 
 def _split(size: int, length: int) -> tuple[int, ...]:
@@ -443,7 +477,9 @@ def _torch_device(name: str) -> torch.device:
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ConfigError(f"device {name!r} does not exist: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {name!r} was asked for, but the Apple MPS backend is not available here; use --device cpu")
+        raise ConfigError(
+            f"device {name!r} was asked for, but the Apple MPS backend is not available here; use --device cpu"
+        )
     return device
 
 
@@ -491,7 +527,10 @@ def _input_grid(source: Grid, meta: ModelMetadata, domain_bound: bool, regrid: b
             f"degrees, scale {meta.scale}).{hint} Pass regrid=True (CLI: --regrid) to interpolate the input onto it."
         )
     axes = []
-    for values, model_values, step in ((source.lat, model_grid.lat, model_spacing[0]), (source.lon, model_grid.lon, model_spacing[1])):
+    for values, model_values, step in (
+        (source.lat, model_grid.lat, model_spacing[0]),
+        (source.lon, model_grid.lon, model_spacing[1]),
+    ):
         first = math.ceil((values.min() - model_values[0]) / step - GRID_TOLERANCE)
         last = math.floor((values.max() - model_values[0]) / step + GRID_TOLERANCE)
         if domain_bound:

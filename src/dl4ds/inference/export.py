@@ -73,7 +73,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dl4ds import __version__
+from dl4ds._version import __version__
 from dl4ds.atomic import atomic_path
 from dl4ds.errors import ConfigError
 from dl4ds.model import DownscalingModel, ModelMetadata
@@ -290,7 +290,9 @@ def _sample_inputs(graph: _Graph, batch: int, window: Window, generator: torch.G
     return tuple(inputs)
 
 
-def _trace(graph: _Graph, inputs: tuple[torch.Tensor, ...], path: Path, input_names: tuple[str, ...], opset: int) -> None:
+def _trace(
+    graph: _Graph, inputs: tuple[torch.Tensor, ...], path: Path, input_names: tuple[str, ...], opset: int
+) -> None:
     """Export ``graph`` traced on ``inputs`` to ``path``, with dynamic batch and grid sizes."""
     ndim = inputs[0].ndim  # of coarse and fine alike
     dynamic_axes = {
@@ -329,7 +331,11 @@ def _trace(graph: _Graph, inputs: tuple[torch.Tensor, ...], path: Path, input_na
 
 
 def _compare(
-    graph: _Graph, path: Path, windows: list[tuple[int, Window]], generator: torch.Generator, onnxruntime: ModuleType,
+    graph: _Graph,
+    path: Path,
+    windows: list[tuple[int, Window]],
+    generator: torch.Generator,
+    onnxruntime: ModuleType,
 ) -> tuple[np.ndarray, tuple[tuple[int, ...], ...]]:
     """Run ONNX Runtime and torch on the same inputs: the largest |difference| per target variable, and the coarse shapes."""
     architecture = graph.model.metadata.architecture
@@ -373,7 +379,11 @@ def _channel_max_abs_diff(actual: np.ndarray, expected: np.ndarray) -> np.ndarra
 
 
 def _check_tolerance(
-    largest: float, physical: Mapping[str, float], tolerance: float, metadata: ModelMetadata, path: Path,
+    largest: float,
+    physical: Mapping[str, float],
+    tolerance: float,
+    metadata: ModelMetadata,
+    path: Path,
 ) -> None:
     """ConfigError naming the differences (normalised, and ``physical`` per variable) when ``largest`` exceeds ``tolerance``."""
     if largest <= tolerance:

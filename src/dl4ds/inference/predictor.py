@@ -31,7 +31,12 @@ class TilePredictor:
     """
 
     def __init__(
-        self, model: DownscalingModel, grid: Grid, layout: TileLayout, padded_shape: tuple[int, int], batch_size: int,
+        self,
+        model: DownscalingModel,
+        grid: Grid,
+        layout: TileLayout,
+        padded_shape: tuple[int, int],
+        batch_size: int,
         device: torch.device,
     ) -> None:
         meta = model.metadata
@@ -50,7 +55,11 @@ class TilePredictor:
         if model.has_static and self.fine_window is not None:
             static = model.static[:, self.fine_window[0], self.fine_window[1]]
             self.static = _pad(static, padded_shape[0] * scale, padded_shape[1] * scale).to(device)
-        self.no_truth = None if self.fine_window is None else model.no_truth[:, self.fine_window[0], self.fine_window[1]].cpu().numpy()
+        self.no_truth = (
+            None
+            if self.fine_window is None
+            else model.no_truth[:, self.fine_window[0], self.fine_window[1]].cpu().numpy()
+        )
         offset = (0, 0) if self.fine_window is None else (self.fine_window[0].start, self.fine_window[1].start)
         self.fine_offset = torch.tensor(offset)
         self.window = (meta.time_window or 1) if model.temporal else 1  # steps per forward pass
@@ -93,14 +102,24 @@ class TilePredictor:
             batch = units[first : first + self.batch_size]
             index = torch.tensor(batch)  # (b, 3): sequence, step, tile
             tile_origins = origins[index[:, 2]]
-            x = torch.stack([
-                inputs[sequence, step : step + self.window, :, row : row + rows, col : col + cols]
-                for (sequence, step, _), (row, col) in zip(batch, tile_origins.tolist())
-            ])
-            prediction = self._forward(x, tile_origins, None if keys is None else self._unit_keys(keys, index, first_step))
+            x = torch.stack(
+                [
+                    inputs[sequence, step : step + self.window, :, row : row + rows, col : col + cols]
+                    for (sequence, step, _), (row, col) in zip(batch, tile_origins.tolist())
+                ]
+            )
+            prediction = self._forward(
+                x, tile_origins, None if keys is None else self._unit_keys(keys, index, first_step)
+            )
             prediction = prediction.cpu().float() * self.weights[index[:, 2], None, None]
             for (sequence, step, _), (row, col), tile in zip(batch, tile_origins.tolist(), prediction):
-                total[sequence, step : step + self.window, :, row * scale : (row + rows) * scale, col * scale : (col + cols) * scale] += tile
+                total[
+                    sequence,
+                    step : step + self.window,
+                    :,
+                    row * scale : (row + rows) * scale,
+                    col * scale : (col + cols) * scale,
+                ] += tile
         if self.window > 1:
             total /= _windows_per_step(steps, self.window)[None, :, None, None, None]
         output = meta.normalizer.target.denormalize(total[..., : height * scale, : width * scale].numpy(), axis=-3)
@@ -118,10 +137,12 @@ class TilePredictor:
         x = x.to(self.device) if self.model.temporal else x[:, 0].to(self.device)
         static = None
         if self.static is not None:
-            static = torch.stack([
-                self.static[:, row * scale : (row + rows) * scale, col * scale : (col + cols) * scale]
-                for row, col in tile_origins.tolist()
-            ])
+            static = torch.stack(
+                [
+                    self.static[:, row * scale : (row + rows) * scale, col * scale : (col + cols) * scale]
+                    for row, col in tile_origins.tolist()
+                ]
+            )
         offset = (self.fine_offset + tile_origins * scale).to(self.device)
         if keys is None:
             prediction = self.model(x, static, offset)

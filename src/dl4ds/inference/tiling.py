@@ -12,6 +12,7 @@ tiled result equals the untiled one to rounding.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -82,7 +83,9 @@ def _probe_radius(model: DownscalingModel, size: int, seed: int) -> int | None:
     x.requires_grad_(True)
     static = None
     if model.has_static:
-        static = torch.randn(1, len(meta.static_variables), size * scale, size * scale, generator=generator).to(device, dtype)
+        static = torch.randn(1, len(meta.static_variables), size * scale, size * scale, generator=generator).to(
+            device, dtype
+        )
         static.requires_grad_(True)
     offset = torch.zeros(1, 2, dtype=torch.long, device=device)
     centre = size // 2
@@ -133,7 +136,7 @@ class AxisTiles:
         while True:
             slack = (extent - length) // multiple
             starts = tuple(multiple * ((index * slack) // (count - 1)) for index in range(count))
-            if max(b - a for a, b in zip(starts, starts[1:])) <= length - overlap:
+            if max(b - a for a, b in itertools.pairwise(starts)) <= length - overlap:
                 return cls(starts, length, extent)
             if length + multiple <= tile:
                 length += multiple  # rounding the starts to the multiple left an overlap short

@@ -36,7 +36,8 @@ class ConvNet(nn.Module):
         super().__init__()
         self.out_channels = n_filters
         self.layers = nn.Sequential(
-            ConvUnit(in_channels, n_filters, options), *(ConvUnit(n_filters, n_filters, options) for _ in range(n_blocks))
+            ConvUnit(in_channels, n_filters, options),
+            *(ConvUnit(n_filters, n_filters, options) for _ in range(n_blocks)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +73,9 @@ class ResNet(nn.Module):
         super().__init__()
         self.out_channels = n_filters
         self.head = conv3x3(in_channels, n_filters)
-        self.body = nn.Sequential(*(ResidualBlock(n_filters, options) for _ in range(n_blocks)), conv3x3(n_filters, n_filters))
+        self.body = nn.Sequential(
+            *(ResidualBlock(n_filters, options) for _ in range(n_blocks)), conv3x3(n_filters, n_filters)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head = self.head(x)
@@ -111,13 +114,21 @@ class DenseNet(nn.Module):
     """Dense backbone: head conv, ``n_blocks`` dense blocks, a long skip from the head."""
 
     def __init__(
-        self, in_channels: int, options: BlockOptions, *, n_filters: int = 48, n_blocks: int = 2,
-        growth_rate: int = 16, layers_per_block: int = 3,
+        self,
+        in_channels: int,
+        options: BlockOptions,
+        *,
+        n_filters: int = 48,
+        n_blocks: int = 2,
+        growth_rate: int = 16,
+        layers_per_block: int = 3,
     ) -> None:
         super().__init__()
         self.out_channels = n_filters
         self.head = conv3x3(in_channels, n_filters)
-        self.body = nn.Sequential(*(DenseBlock(n_filters, growth_rate, layers_per_block, options) for _ in range(n_blocks)))
+        self.body = nn.Sequential(
+            *(DenseBlock(n_filters, growth_rate, layers_per_block, options) for _ in range(n_blocks))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head = self.head(x)
@@ -153,7 +164,13 @@ class ConvNeXt(nn.Module):
     """ConvNeXt backbone: head conv and ``n_blocks`` ConvNeXt blocks (depthwise by design; ``separable`` does not change them)."""
 
     def __init__(
-        self, in_channels: int, options: BlockOptions, *, n_filters: int = 48, n_blocks: int = 3, kernel_size: int = 7,
+        self,
+        in_channels: int,
+        options: BlockOptions,
+        *,
+        n_filters: int = 48,
+        n_blocks: int = 3,
+        kernel_size: int = 7,
     ) -> None:
         super().__init__()
         self.out_channels = n_filters
@@ -183,7 +200,9 @@ class UNet(nn.Module):
             previous = width
         self.reducers = nn.ModuleList(conv3x3(widths[level + 1], widths[level]) for level in range(depth))
         self.decoders = nn.ModuleList(
-            nn.Sequential(ConvUnit(2 * widths[level], widths[level], options), ConvUnit(widths[level], widths[level], options))
+            nn.Sequential(
+                ConvUnit(2 * widths[level], widths[level], options), ConvUnit(widths[level], widths[level], options)
+            )
             for level in range(depth)
         )
 

@@ -36,7 +36,9 @@ OUTPUT_ACTIVATIONS = ("none", "relu", "softplus")
 def check_choice(model: str, key: str, value: object, choices: Sequence[str]) -> None:
     """Raise ConfigError unless ``value`` is one of ``choices``."""
     if value not in choices:
-        raise ConfigError(f"parameter {key}={value!r} of model {model!r} is not valid; choose one of: {', '.join(map(repr, choices))}")
+        raise ConfigError(
+            f"parameter {key}={value!r} of model {model!r} is not valid; choose one of: {', '.join(map(repr, choices))}"
+        )
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,9 @@ class BlockOptions:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"parameter dropout={self.dropout!r} of model {model!r} must be in [0, 1), e.g. 0.1")
         if self.mc_dropout and self.dropout == 0.0:
-            raise ConfigError(f"model {model!r} has mc_dropout=True but dropout=0; set a dropout rate such as dropout=0.1")
+            raise ConfigError(
+                f"model {model!r} has mc_dropout=True but dropout=0; set a dropout rate such as dropout=0.1"
+            )
         return self
 
     def conv(self, in_channels: int, out_channels: int) -> nn.Module:
@@ -112,7 +116,9 @@ class SeparableConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.depthwise = nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1, groups=in_channels, padding_mode=PADDING_MODE)
+        self.depthwise = nn.Conv2d(
+            in_channels, in_channels, kernel_size=3, padding=1, groups=in_channels, padding_mode=PADDING_MODE
+        )
         self.pointwise = nn.Conv2d(in_channels, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -181,7 +187,11 @@ class FieldDropout(nn.Module):
         if not (self.training or self.always_on):
             return x
         if self.variant == "gaussian":
-            noise = torch.randn_like(x) if self.random_fields is None else self.random_fields.normal(self, x.shape, x.device)
+            noise = (
+                torch.randn_like(x)
+                if self.random_fields is None
+                else self.random_fields.normal(self, x.shape, x.device)
+            )
             return x * (1.0 + math.sqrt(self.rate / (1.0 - self.rate)) * noise.to(x.dtype))
         if self.random_fields is None:
             if self.variant == "spatial":

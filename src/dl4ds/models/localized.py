@@ -44,7 +44,7 @@ class LocalizedLinear(nn.Module):
         Raises:
             ValueError: a sample reaches outside the training grid.
         """
-        batch, _, height, width = x.shape
+        _batch, _, height, width = x.shape
         if offset is None:
             if (height, width) != self.grid_shape:
                 raise ValueError(

@@ -118,10 +118,16 @@ class DownscalingNetwork(nn.Module):
         super().__init__()
         check_choice(name, "interpolation", interpolation, INTERPOLATIONS)
         check_minimum(name, 0, noise_channels=noise_channels)
-        check_minimum(name, 1, **{k: v for k, v in backbone_params.items() if k in ("n_filters", "growth_rate", "kernel_size")})
-        check_minimum(name, 0, **{k: v for k, v in backbone_params.items() if k in ("n_blocks", "depth", "layers_per_block")})
+        check_minimum(
+            name, 1, **{k: v for k, v in backbone_params.items() if k in ("n_filters", "growth_rate", "kernel_size")}
+        )
+        check_minimum(
+            name, 0, **{k: v for k, v in backbone_params.items() if k in ("n_blocks", "depth", "layers_per_block")}
+        )
         if backbone_params.get("kernel_size", 1) % 2 == 0:
-            raise ConfigError(f"parameter kernel_size={backbone_params['kernel_size']} of model {name!r} must be odd (e.g. 7) to keep the grid size")
+            raise ConfigError(
+                f"parameter kernel_size={backbone_params['kernel_size']} of model {name!r} must be odd (e.g. 7) to keep the grid size"
+            )
         self.scale = scale
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -152,7 +158,9 @@ class DownscalingNetwork(nn.Module):
         activations = _activations(name, output_activation, out_channels)
         self.output_activation = None if set(activations) == {"none"} else OutputActivation(activations)
 
-    def forward(self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Downscale normalised fields.
 
         Args:
@@ -205,7 +213,14 @@ class RecurrentDownscalingNetwork(nn.Module):
     temporal = True
 
     def __init__(
-        self, scale: int, in_channels: int, out_channels: int, static_channels: int, *, name: str, lstm_filters: int,
+        self,
+        scale: int,
+        in_channels: int,
+        out_channels: int,
+        static_channels: int,
+        *,
+        name: str,
+        lstm_filters: int,
         **spatial: Any,
     ) -> None:
         super().__init__()
@@ -216,7 +231,9 @@ class RecurrentDownscalingNetwork(nn.Module):
             scale, in_channels + self.temporal_encoder.out_channels, out_channels, static_channels, name=name, **spatial
         )
 
-    def forward(self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Downscale a window of frames.
 
         Args:
@@ -228,7 +245,9 @@ class RecurrentDownscalingNetwork(nn.Module):
             (B, T, out_channels, H, W).
         """
         if x.ndim != 5 or x.shape[2] != self.in_channels:
-            raise ValueError(f"expected a window of coarse inputs of shape (batch, time, {self.in_channels}, h, w), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected a window of coarse inputs of shape (batch, time, {self.in_channels}, h, w), got {tuple(x.shape)}"
+            )
         batch, steps = x.shape[:2]
         frames = torch.cat([x, self.temporal_encoder(x)], dim=2).flatten(0, 1)
         if static is not None:
@@ -238,20 +257,28 @@ class RecurrentDownscalingNetwork(nn.Module):
         return self.spatial(frames, static, offset).unflatten(0, (batch, steps))
 
 
-def check_inputs(x: torch.Tensor, static: torch.Tensor | None, *, scale: int, in_channels: int, static_channels: int) -> None:
+def check_inputs(
+    x: torch.Tensor, static: torch.Tensor | None, *, scale: int, in_channels: int, static_channels: int
+) -> None:
     """Raise ``ValueError`` naming the expected shapes when ``x`` or ``static`` do not fit the network."""
     if x.ndim != 4 or x.shape[1] != in_channels:
         raise ValueError(f"expected coarse inputs of shape (batch, {in_channels}, h, w), got {tuple(x.shape)}")
     if static_channels == 0:
         if static is not None:
-            raise ValueError(f"this network was built without static fields (static_channels=0) but got static of shape {tuple(static.shape)}; pass static=None")
+            raise ValueError(
+                f"this network was built without static fields (static_channels=0) but got static of shape {tuple(static.shape)}; pass static=None"
+            )
         return
     batch, _, h, w = x.shape
     expected = (batch, static_channels, h * scale, w * scale)
     if static is None:
-        raise ValueError(f"this network needs static fields of shape {expected} (batch, static_channels, h*scale, w*scale), got None")
+        raise ValueError(
+            f"this network needs static fields of shape {expected} (batch, static_channels, h*scale, w*scale), got None"
+        )
     if tuple(static.shape) != expected:
-        raise ValueError(f"expected static fields of shape {expected} (batch, static_channels, h*scale, w*scale) for inputs of shape {tuple(x.shape)}, got {tuple(static.shape)}")
+        raise ValueError(
+            f"expected static fields of shape {expected} (batch, static_channels, h*scale, w*scale) for inputs of shape {tuple(x.shape)}, got {tuple(static.shape)}"
+        )
 
 
 def _grid_shape(name: str, localized_grid: Sequence[int] | None) -> tuple[int, int]:
@@ -334,8 +361,16 @@ def _register(backbone: str, upsampling: str, temporal: bool) -> None:
         backbone_params = {k: values.pop(k) for k in backbone_keys}
         network = RecurrentDownscalingNetwork if temporal else DownscalingNetwork
         return network(
-            scale, in_channels, out_channels, static_channels, name=name, backbone=backbone, upsampling=upsampling,
-            backbone_params=backbone_params, options=options, **values,
+            scale,
+            in_channels,
+            out_channels,
+            static_channels,
+            name=name,
+            backbone=backbone,
+            upsampling=upsampling,
+            backbone_params=backbone_params,
+            options=options,
+            **values,
         )
 
     build.__signature__ = signature  # type: ignore[attr-defined]

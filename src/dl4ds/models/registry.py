@@ -46,7 +46,9 @@ def register_model(name: str) -> Callable[[Builder], Builder]:
 
     def decorator(builder: Builder) -> Builder:
         if not callable(builder):
-            raise TypeError(f"@register_model({name!r}) must decorate an nn.Module subclass or a function, not {builder!r}")
+            raise TypeError(
+                f"@register_model({name!r}) must decorate an nn.Module subclass or a function, not {builder!r}"
+            )
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is already registered (by {_REGISTRY[name].__qualname__})")
         _check_signature(name, builder)
@@ -125,7 +127,9 @@ def check_minimum(model: str, minimum: int, **values: int) -> None:
     """For architectures' constructors: raise ConfigError unless every value is >= ``minimum``."""
     for key, value in values.items():
         if value < minimum:
-            raise ConfigError(f"parameter {key}={value!r} of model {model!r} must be >= {minimum}; set {key} to at least {minimum}")
+            raise ConfigError(
+                f"parameter {key}={value!r} of model {model!r} must be >= {minimum}; set {key} to at least {minimum}"
+            )
 
 
 def _lookup(name: str) -> Callable[..., nn.Module]:
@@ -135,9 +139,7 @@ def _lookup(name: str) -> Callable[..., nn.Module]:
         pass
     suggestion = difflib.get_close_matches(name, _REGISTRY, n=1) if isinstance(name, str) else []
     did_you_mean = f"; did you mean {suggestion[0]!r}?" if suggestion else ""
-    raise ConfigError(
-        f"unknown model {name!r}{did_you_mean}; choose one of: {', '.join(list_models())}"
-    )
+    raise ConfigError(f"unknown model {name!r}{did_you_mean}; choose one of: {', '.join(list_models())}")
 
 
 def _architecture_parameters(builder: Callable[..., nn.Module]) -> list[inspect.Parameter]:
@@ -149,10 +151,14 @@ def _check_signature(name: str, builder: Callable[..., nn.Module]) -> None:
     parameters = list(inspect.signature(builder).parameters.values())
     leading = tuple(p.name for p in parameters[: len(_COMMON_PARAMETERS)])
     if leading != _COMMON_PARAMETERS:
-        raise TypeError(f"{builder.__qualname__} ({name!r}) must take {', '.join(_COMMON_PARAMETERS)} first, not {leading}")
+        raise TypeError(
+            f"{builder.__qualname__} ({name!r}) must take {', '.join(_COMMON_PARAMETERS)} first, not {leading}"
+        )
     for p in _architecture_parameters(builder):
         if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is inspect.Parameter.empty:
-            raise TypeError(f"{builder.__qualname__} ({name!r}): parameter {p.name!r} must be keyword-only with a default")
+            raise TypeError(
+                f"{builder.__qualname__} ({name!r}): parameter {p.name!r} must be keyword-only with a default"
+            )
 
 
 def _describe(accepted: dict[str, inspect.Parameter]) -> str:

@@ -10,6 +10,7 @@ from dl4ds.training.trainer import SupervisedTrainer, Trainer
 TRAINERS: dict[str, type[Trainer]] = {"supervised": SupervisedTrainer, "cgan": CGANTrainer}
 
 __all__ = [
+    "TRAINERS",
     "CGANTrainer",
     "CompositeLoss",
     "Distributed",
@@ -18,7 +19,6 @@ __all__ = [
     "GANOptions",
     "LRSchedule",
     "SupervisedTrainer",
-    "TRAINERS",
     "Trainer",
     "TrainingHistory",
     "create_loss",

@@ -91,14 +91,19 @@ class CGANTrainer(Trainer):
         parts = super().components(model, train)
         meta = model.metadata
         self.discriminator = ConditionalDiscriminator(
-            len(meta.target_variables), len(meta.input_variables), len(meta.static_variables), meta.scale,
-            n_filters=self.gan.discriminator_filters, depth=self.gan.discriminator_depth,
+            len(meta.target_variables),
+            len(meta.input_variables),
+            len(meta.static_variables),
+            meta.scale,
+            n_filters=self.gan.discriminator_filters,
+            depth=self.gan.discriminator_depth,
             spectral_norm=self.gan.spectral_norm,
         )
         self.discriminator.detail_scale.copy_(detail_scale(train))
         self.discriminator.to(self.device, memory_format=self.memory_format)
         self.discriminator_optimizer = torch.optim.Adam(
-            self.discriminator.parameters(), lr=self.gan.discriminator_learning_rate or self.learning_rate,
+            self.discriminator.parameters(),
+            lr=self.gan.discriminator_learning_rate or self.learning_rate,
             betas=(0.5, 0.999),
         )
         self.discriminator_scheduler: Scheduler = self.lr_schedule.build(self.discriminator_optimizer, self.epochs)
@@ -132,7 +137,9 @@ class CGANTrainer(Trainer):
             with torch.no_grad():
                 fake = as_shown(self.generate(network, batch))
             d_loss, d_terms = self._discriminator_loss(real, real_condition, fake, condition)
-            self.optimise(d_loss, self.discriminator_optimizer, self.discriminator.parameters(), self.discriminator_scaler)
+            self.optimise(
+                d_loss, self.discriminator_optimizer, self.discriminator.parameters(), self.discriminator_scaler
+            )
 
         prediction = self.generate(network, batch)
         content, terms = self.content_loss(prediction, batch)
@@ -149,7 +156,11 @@ class CGANTrainer(Trainer):
             return self.discriminator_network(fields, *condition).float()
 
     def _discriminator_loss(
-        self, real: torch.Tensor, real_condition: Condition, fake: torch.Tensor, condition: Condition,
+        self,
+        real: torch.Tensor,
+        real_condition: Condition,
+        fake: torch.Tensor,
+        condition: Condition,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The discriminator's loss on real (B', V, H, W) and fake (B', K, V, H, W) fields, and what to log."""
         if self.gan.r1_weight > 0:
@@ -195,5 +206,7 @@ def detail_scale(data: Dataset, max_steps: int = 256) -> torch.Tensor:
         x, y, weight = (torch.stack([sample[key] for sample in samples]) for key in ("x", "y", "weight"))
     detail = fine_detail(y, interpolate_coarse(x, y.shape[-1] // x.shape[-1]))
     valid = weight > 0
-    spread = [detail[:, v][valid[:, v]].std() if valid[:, v].sum() > 1 else torch.tensor(1.0) for v in range(y.shape[1])]
+    spread = [
+        detail[:, v][valid[:, v]].std() if valid[:, v].sum() > 1 else torch.tensor(1.0) for v in range(y.shape[1])
+    ]
     return torch.stack(spread).nan_to_num(1.0).clamp_min(1e-6)

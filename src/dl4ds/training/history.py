@@ -115,7 +115,7 @@ class TensorBoardLog:
         except ImportError:
             raise ConfigError(
                 "tensorboard: true needs the tensorboard package; install it with "
-                "`pip install \"dl4ds[tensorboard]\"` or set tensorboard: false"
+                '`pip install "dl4ds[tensorboard]"` or set tensorboard: false'
             ) from None
         self._writer = SummaryWriter(str(directory), purge_step=first_epoch)
 

@@ -343,7 +343,7 @@ def _binned_power(fields: torch.Tensor, index: torch.Tensor, multiplicity: torch
     The power ``|rfft2(field, norm="ortho")|^2`` is averaged within each bin, each coefficient counted
     ``multiplicity`` times. Empty bins hold 0.
     """
-    *lead, height, width = fields.shape
+    *lead, _height, _width = fields.shape
     power = torch.fft.rfft2(fields, norm="ortho").abs().square().reshape(*lead, -1)
     sums = power.new_zeros(*lead, bins + 1).index_add(-1, index, power * multiplicity)
     counts = multiplicity.new_zeros(bins + 1).index_add(0, index, multiplicity)

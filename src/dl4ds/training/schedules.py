@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal, Union
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -18,7 +18,7 @@ from pydantic import Field
 from dl4ds.errors import ConfigError
 from dl4ds.training.options import Options
 
-Scheduler = Union[torch.optim.lr_scheduler.LambdaLR, torch.optim.lr_scheduler.ReduceLROnPlateau]
+Scheduler = torch.optim.lr_scheduler.LambdaLR | torch.optim.lr_scheduler.ReduceLROnPlateau
 
 
 class LRSchedule(Options):
@@ -47,7 +47,9 @@ class LRSchedule(Options):
         """A scheduler for ``optimizer`` over a run of ``epochs``; call :func:`step_scheduler` after each epoch."""
         if self.name == "plateau":
             if self.warmup_epochs:
-                raise ConfigError("lr_schedule 'plateau' has no warm-up; set warmup_epochs: 0 or use 'cosine' or 'step'")
+                raise ConfigError(
+                    "lr_schedule 'plateau' has no warm-up; set warmup_epochs: 0 or use 'cosine' or 'step'"
+                )
             return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=self.factor, patience=self.patience)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: self.factor_at(epoch, epochs))
 

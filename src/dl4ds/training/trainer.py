@@ -157,7 +157,9 @@ class Trainer(ABC):
         progress: bool = True,
     ) -> None:
         if epochs < 1 or batch_size < 1 or learning_rate <= 0 or ensemble_size < 1 or checkpoint_every < 1:
-            raise ConfigError("epochs, batch_size, ensemble_size and checkpoint_every must be >= 1 and learning_rate > 0")
+            raise ConfigError(
+                "epochs, batch_size, ensemble_size and checkpoint_every must be >= 1 and learning_rate > 0"
+            )
         if grad_clip is not None and grad_clip <= 0:
             raise ConfigError(f"grad_clip={grad_clip} must be a positive gradient norm, or None not to clip")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
@@ -296,16 +298,27 @@ class Trainer(ABC):
         if isinstance(train, IterableDataset):
             return DataLoader(train, batch_size=batch_size, num_workers=self.num_workers)
         sampler = DistributedSampler(
-            train, num_replicas=self.distributed.world_size, rank=self.distributed.rank, shuffle=True, seed=self.seed,
+            train,
+            num_replicas=self.distributed.world_size,
+            rank=self.distributed.rank,
+            shuffle=True,
+            seed=self.seed,
             drop_last=True,
         )
         return DataLoader(
-            train, batch_size=batch_size, sampler=sampler, drop_last=len(train) > self.batch_size,
+            train,
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=len(train) > self.batch_size,
             num_workers=self.num_workers,
         )
 
     def _epoch(
-        self, model: DownscalingModel, network: torch.nn.Module, loader: DataLoader, val: DownscalingDataset | None,
+        self,
+        model: DownscalingModel,
+        network: torch.nn.Module,
+        loader: DataLoader,
+        val: DownscalingDataset | None,
         epoch: int,
     ) -> EpochRecord:
         started = time.perf_counter()
@@ -341,7 +354,11 @@ class Trainer(ABC):
         if self.distributed.is_main:
             logger.info(
                 "epoch %d/%d  train loss %.4f  val loss %s  (%.1f s)",
-                epoch, self.epochs, train_loss, "-" if val_loss is None else f"{val_loss:.4f}", record.seconds,
+                epoch,
+                self.epochs,
+                train_loss,
+                "-" if val_loss is None else f"{val_loss:.4f}",
+                record.seconds,
             )
         return record
 
@@ -355,7 +372,9 @@ class Trainer(ABC):
             return True
         logger.info(
             "early stopping after epoch %d: no improvement for %d epochs; restoring epoch %d",
-            self.history.epochs[-1].epoch, self.early_stopping.patience, best.epoch if best else 0,
+            self.history.epochs[-1].epoch,
+            self.early_stopping.patience,
+            best.epoch if best else 0,
         )
         return True
 
@@ -396,7 +415,10 @@ class Trainer(ABC):
         return total, logged  # type: ignore[return-value]
 
     def optimise(
-        self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: Any,
+        self,
+        loss: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        parameters: Any,
         scaler: torch.amp.GradScaler | None = None,
     ) -> None:
         """Backpropagate ``loss`` and step ``optimizer`` with loss scaling (default: the generator's) and clipping."""
