@@ -34,17 +34,17 @@ import torch
 import xarray as xr
 from machine import describe
 
-from dl4ds import models
-from dl4ds.atomic import atomic_path
-from dl4ds.config import TrainingConfig
+from dl4ds import networks
+from dl4ds.baselines import interpolate_to_fine
 from dl4ds.data import DownscalingDataset, Normalizer, PairedData
-from dl4ds.demo import demo_config
-from dl4ds.evaluation.baselines import interpolate_to_fine
 from dl4ds.evaluation.metrics import compute_metrics
-from dl4ds.experiment import Experiment, coarse_inputs_dataset
+from dl4ds.experiment import Experiment
+from dl4ds.experiment.config import TrainingConfig
+from dl4ds.experiment.demo import demo_config
 from dl4ds.inference.downscale import downscale
 from dl4ds.model import DownscalingModel
 from dl4ds.training import SupervisedTrainer
+from dl4ds.utils.atomic import atomic_path
 
 TIME_WINDOW = 4
 
@@ -60,12 +60,12 @@ class TestData:
 
     @classmethod
     def of(cls, test: PairedData) -> TestData:
-        """Truth and bicubic interpolation of the coarse target, as :func:`dl4ds.experiment.verify` builds them."""
+        """Truth and bicubic interpolation of the coarse target, as :func:`dl4ds.experiment.runner.verify_model` builds them."""
         variable = test.target_variables[0]
         truth = test.target.sel(variable=variable, drop=True).assign_attrs(dict(test.attrs.get(variable, {})))
         coarse = test.inputs.isel(channel=0, drop=True).assign_attrs(truth.attrs)
         bicubic = interpolate_to_fine(coarse, test.scale)
-        return cls(coarse_inputs_dataset(test), truth, variable, compute_metrics(bicubic, truth)["rmse"])
+        return cls(test.input_dataset(), truth, variable, compute_metrics(bicubic, truth)["rmse"])
 
 
 @dataclass(frozen=True)
@@ -179,8 +179,8 @@ def main() -> None:
         "--output", default="docs/architectures.md", help="Markdown file to write (default docs/architectures.md)"
     )
     args = parser.parse_args()
-    names = args.models.split(",") if args.models else models.list_models()
-    unknown = [name for name in names if name not in models.list_models()]
+    names = args.models.split(",") if args.models else networks.list_models()
+    unknown = [name for name in names if name not in networks.list_models()]
     if unknown:
         parser.error(f"unknown models {unknown}; see `dl4ds models`")
     if args.budget <= 0 or args.max_epochs < 1:

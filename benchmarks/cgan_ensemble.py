@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dl4ds.config import ExperimentConfig
 from dl4ds.evaluation import Verification
 from dl4ds.experiment import Experiment
+from dl4ds.experiment.config import ExperimentConfig
 
 
 def train(config: str, output: Path, epochs: int | None) -> float:

@@ -44,7 +44,7 @@ def worker(output: Path, steps: int) -> None:
 
 
 def losses(output: Path) -> np.ndarray:
-    from dl4ds.checkpoint import read_checkpoint
+    from dl4ds.model.checkpoint import read_checkpoint
 
     return np.array(
         [record["train_loss"] for record in read_checkpoint(output / "last.pt")["training_state"]["history"]]
@@ -84,7 +84,7 @@ def gpu_throughput() -> None:
     if not torch.cuda.is_available():
         print("no CUDA GPU: fp32 / bf16 / compiled throughput skipped")
         return
-    from dl4ds import models
+    from dl4ds import networks
 
     device = torch.device("cuda")
     batch = 32
@@ -97,7 +97,7 @@ def gpu_throughput() -> None:
         ("bf16 + compile", torch.bfloat16, True),
     ):
         torch.manual_seed(0)
-        network = models.create("resnet_spc", scale=4, in_channels=1, out_channels=1, static_channels=2)
+        network = networks.create("resnet_spc", scale=4, in_channels=1, out_channels=1, static_channels=2)
         network = network.to(device, memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
         step_network = torch.compile(network) if compiled else network

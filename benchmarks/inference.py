@@ -46,9 +46,9 @@ PARAMS = {"n_filters": 64, "n_blocks": 12}
 
 def build_model(path: Path) -> int:
     """Save an untrained ~1M-parameter resnet_spc to ``path``; returns its parameter count."""
-    from dl4ds.checkpoint import save_checkpoint
     from dl4ds.data import Normalizer, PerfectProg
     from dl4ds.model import DownscalingModel
+    from dl4ds.model.checkpoint import save_checkpoint
 
     fine = synthetic(4, 32 * SCALE, 32 * SCALE, spacing=COARSE_SPACING / SCALE).compute()
     pairs = PerfectProg(scale=SCALE).pair(fine)

@@ -176,7 +176,7 @@ def _batches(dataset, loader: DataLoader):
 
 def measure(args: argparse.Namespace) -> dict:
     """Fit, load and train as the module docstring says; returns the figures."""
-    from dl4ds import models
+    from dl4ds import networks
     from dl4ds.data.lazy import LazyPatchDataset, fit_lazy_normalizer
 
     results: dict = {}
@@ -220,7 +220,7 @@ def measure(args: argparse.Namespace) -> dict:
         batches.close()  # shuts the workers down
 
         torch.manual_seed(0)
-        network = models.create("resnet_spc", scale=SCALE, in_channels=1, out_channels=1, static_channels=2)
+        network = networks.create("resnet_spc", scale=SCALE, in_channels=1, out_channels=1, static_channels=2)
         network = network.to(memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
 

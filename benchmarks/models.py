@@ -22,7 +22,7 @@ import torch
 from machine import describe
 from torch.utils.flop_counter import FlopCounterMode
 
-from dl4ds import models
+from dl4ds import networks
 from dl4ds.training.losses import masked_mae
 
 SCALE = 4
@@ -97,8 +97,8 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
-    names = args.models.split(",") if args.models else models.list_models()
-    unknown = [name for name in names if name not in models.list_models()]
+    names = args.models.split(",") if args.models else networks.list_models()
+    unknown = [name for name in names if name not in networks.list_models()]
     if unknown:
         parser.error(f"unknown models {unknown}; see `dl4ds models`")
     if args.steps < 1:
@@ -116,7 +116,7 @@ def main() -> None:
     print(f"{'model':18s} {'parameters':>10s} {'GFLOPs/sample':>14s} {'train samples/s':>16s} {'infer samples/s':>16s}")
     for name in names:
         torch.manual_seed(0)
-        network = models.create(name, scale=SCALE, in_channels=1, out_channels=1, static_channels=2)
+        network = networks.create(name, scale=SCALE, in_channels=1, out_channels=1, static_channels=2)
         parameters = sum(p.numel() for p in network.parameters())
         flops = forward_flops(network)
         train = training_rate(network, args.steps)

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from dl4ds import models
+from dl4ds import networks
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,7 +47,7 @@ def main() -> None:
     device = torch.device(args.device)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
 
-    network = models.create(
+    network = networks.create(
         args.model,
         scale=args.scale,
         in_channels=args.in_channels,

@@ -8,13 +8,12 @@ from click.testing import CliRunner
 from test_models import ALL_MODELS, small_params
 
 from dl4ds import downscale, load_model
-from dl4ds.checkpoint import save_checkpoint
 from dl4ds.cli import main
-from dl4ds.config import ExperimentConfig
 from dl4ds.data import DownscalingDataset, Normalizer, PerfectProg, standardize
 from dl4ds.errors import ConfigError, DataError
-from dl4ds.experiment import coarse_inputs_dataset
+from dl4ds.experiment.config import ExperimentConfig
 from dl4ds.model import DownscalingModel
+from dl4ds.model.checkpoint import save_checkpoint
 from dl4ds.training import SupervisedTrainer
 
 WINDOW = 3
@@ -58,7 +57,7 @@ def test_localized_layer_gets_the_full_grid_and_learns_from_patches(localized_mo
 
 
 def test_localized_model_trained_on_patches_downscales_the_full_domain_and_windows(localized_model, week_pairs):
-    coarse = coarse_inputs_dataset(week_pairs).isel(time=slice(0, 4))
+    coarse = week_pairs.input_dataset().isel(time=slice(0, 4))
     full = downscale(localized_model, coarse)["t2m"]
     assert full.shape == (4, 32, 48) and np.isfinite(full).all()
     truth = week_pairs.target.sel(variable="t2m", drop=True).isel(time=slice(0, 4))
@@ -75,7 +74,7 @@ def test_localized_model_trained_on_patches_downscales_the_full_domain_and_windo
 
 
 def test_localized_model_refuses_grids_beyond_its_domain(localized_model, week_pairs):
-    coarse = coarse_inputs_dataset(week_pairs).isel(time=slice(0, 2))
+    coarse = week_pairs.input_dataset().isel(time=slice(0, 2))
     shifted = coarse.assign_coords(lon=coarse["lon"] + 20.0)
     with pytest.raises(DataError, match="not the model's coarse grid or a window of it"):
         downscale(localized_model, shifted)
@@ -84,7 +83,7 @@ def test_localized_model_refuses_grids_beyond_its_domain(localized_model, week_p
 def test_localized_checkpoint_round_trip(localized_model, week_pairs, tmp_path):
     save_checkpoint(tmp_path / "m.pt", localized_model)
     restored = load_model(tmp_path / "m.pt")
-    coarse = coarse_inputs_dataset(week_pairs).isel(time=slice(0, 3))
+    coarse = week_pairs.input_dataset().isel(time=slice(0, 3))
     xr.testing.assert_identical(
         downscale(restored, coarse).drop_attrs(), downscale(localized_model, coarse).drop_attrs()
     )
@@ -123,7 +122,7 @@ def test_spatio_temporal_training_lowers_the_loss(temporal_model):
 
 def test_overlapping_windows_are_averaged(temporal_model, week_pairs):
     model = temporal_model[0]
-    coarse = coarse_inputs_dataset(week_pairs).isel(time=slice(0, 5))
+    coarse = week_pairs.input_dataset().isel(time=slice(0, 5))
     out = downscale(model, coarse, batch_size=2)["t2m"]
     assert out.dims == ("time", "lat", "lon") and out.shape == (5, 32, 48)
     np.testing.assert_array_equal(out["time"].values, coarse["time"].values)
@@ -142,7 +141,7 @@ def test_overlapping_windows_are_averaged(temporal_model, week_pairs):
 
 def test_spatio_temporal_model_keeps_member_dims_in_order(temporal_model, week_pairs):
     model = temporal_model[0]
-    coarse = coarse_inputs_dataset(week_pairs).isel(time=slice(0, 4))
+    coarse = week_pairs.input_dataset().isel(time=slice(0, 4))
     members = xr.concat([coarse, coarse + 1.0], dim="member").assign_coords(member=[1, 2])
     members = members.transpose("time", "member", "lat", "lon")
     members["t2m"].attrs = coarse["t2m"].attrs
@@ -154,7 +153,7 @@ def test_spatio_temporal_model_keeps_member_dims_in_order(temporal_model, week_p
 
 def test_spatio_temporal_model_needs_enough_time_steps(temporal_model, week_pairs):
     model = temporal_model[0]
-    coarse = coarse_inputs_dataset(week_pairs)
+    coarse = week_pairs.input_dataset()
     with pytest.raises(DataError, match="windows of 3 consecutive steps along .time., but the input has only 2"):
         downscale(model, coarse.isel(time=slice(0, 2)))
     with pytest.raises(DataError, match="has no time dimension"):
@@ -166,7 +165,7 @@ def test_spatio_temporal_checkpoint_keeps_the_window(temporal_model, week_pairs,
     save_checkpoint(tmp_path / "rec.pt", model)
     restored = load_model(tmp_path / "rec.pt")
     assert restored.metadata.time_window == WINDOW and restored.temporal
-    coarse = coarse_inputs_dataset(week_pairs).isel(time=slice(0, 4))
+    coarse = week_pairs.input_dataset().isel(time=slice(0, 4))
     np.testing.assert_array_equal(downscale(restored, coarse)["t2m"].values, downscale(model, coarse)["t2m"].values)
 
 
@@ -204,7 +203,7 @@ def test_several_variables_with_a_non_negative_output(two_variable_pairs):
     np.testing.assert_allclose(floor.numpy(), -normalizer.target.mean / normalizer.target.std, rtol=1e-6)
     model, trainer = _train(model, train, normalizer)
     assert trainer.history.epochs[-1].train_loss < trainer.history.epochs[0].train_loss
-    out = downscale(model, coarse_inputs_dataset(two_variable_pairs.select_time("2019-03-06", "2019-03-07")))
+    out = downscale(model, two_variable_pairs.select_time("2019-03-06", "2019-03-07").input_dataset())
     assert set(out.data_vars) == {"t2m", "warmth"}
     assert out["t2m"].shape == out["warmth"].shape == (16, 32, 48)
     assert float(out["warmth"].min()) >= 0.0

@@ -9,16 +9,16 @@ import torch
 import xarray as xr
 from conftest import make_field
 
-from dl4ds.data import Grid, PairedData, PerfectProg
-from dl4ds.errors import ConfigError, DataError
-from dl4ds.evaluation.baselines import (
+from dl4ds.baselines import (
     BCSD,
     LapseRate,
     create_baseline,
     interpolate_to_fine,
     list_baselines,
 )
-from dl4ds.interpolation import upsample
+from dl4ds.data import Grid, PairedData, PerfectProg
+from dl4ds.errors import ConfigError, DataError
+from dl4ds.utils.interpolation import upsample
 
 LADDER = ["nearest", "bilinear", "bicubic", "conservative", "lapse_rate", "bcsd", "regression"]
 FITTED = ["lapse_rate", "bcsd", "regression"]

@@ -4,12 +4,12 @@ import pytest
 import torch
 from test_models import ALL_MODELS, inputs, small_model
 
-from dl4ds import models
+from dl4ds import networks
 from dl4ds.errors import ConfigError
-from dl4ds.models.backbones import UNet
-from dl4ds.models.blocks import BlockOptions, ChannelLayerNorm, FieldDropout, OutputActivation
-from dl4ds.models.localized import LocalizedLinear
-from dl4ds.models.recurrent import ConvLSTM
+from dl4ds.networks.backbones import UNet
+from dl4ds.networks.blocks import BlockOptions, ChannelLayerNorm, FieldDropout, OutputActivation
+from dl4ds.networks.localized import LocalizedLinear
+from dl4ds.networks.recurrent import ConvLSTM
 
 
 @pytest.fixture(autouse=True)
@@ -191,7 +191,7 @@ def test_invalid_options_are_refused_with_the_valid_choices(params, message):
         next(iter(params)), "resnet_spc"
     )
     with pytest.raises(ConfigError, match=message):
-        models.create(name, scale=4, in_channels=2, out_channels=2, **params)
+        networks.create(name, scale=4, in_channels=2, out_channels=2, **params)
 
 
 def test_all_models_accept_every_option_at_once():

@@ -13,10 +13,10 @@ import yaml
 from conftest import SMALL_PARAMS
 
 from dl4ds import load_model
-from dl4ds.config import ExperimentConfig
 from dl4ds.data import DownscalingDataset, Normalizer
 from dl4ds.errors import CheckpointError, ConfigError
-from dl4ds.experiment import Experiment, coarse_inputs_dataset
+from dl4ds.experiment import Experiment
+from dl4ds.experiment.config import ExperimentConfig
 from dl4ds.inference.downscale import downscale
 from dl4ds.model import DownscalingModel
 from dl4ds.training import CGANTrainer, SupervisedTrainer
@@ -54,7 +54,7 @@ def test_cgan_generator_makes_different_fields_per_draw_and_repeats_with_a_seed(
     model = _generator(train_pairs)
     data = DownscalingDataset(train_pairs, model.metadata.normalizer)
     CGANTrainer(epochs=1, batch_size=8, loss="crps", ensemble_size=2, progress=False).fit(model, data)
-    coarse = coarse_inputs_dataset(train_pairs.select_time("2019-03-05", "2019-03-05"))
+    coarse = train_pairs.select_time("2019-03-05", "2019-03-05").input_dataset()
     first = downscale(model, coarse, samples=3, seed=7)
     again = downscale(model, coarse, samples=3, seed=7)
     other = downscale(model, coarse, samples=3, seed=8)
@@ -70,7 +70,7 @@ def test_cgan_generator_makes_different_fields_per_draw_and_repeats_with_a_seed(
 
 def test_deterministic_models_refuse_samples(trained_model, week_pairs):
     with pytest.raises(ConfigError, match="deterministic"):
-        downscale(trained_model, coarse_inputs_dataset(week_pairs), samples=4)
+        downscale(trained_model, week_pairs.input_dataset(), samples=4)
 
 
 @pytest.mark.parametrize(
@@ -222,9 +222,7 @@ def test_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3", "4", "5"]
 
     # The trained generator gives an ensemble from the command line.
-    coarse = coarse_inputs_dataset(
-        Experiment(ExperimentConfig.from_dict(raw)).pair().select_time("2019-03-03", "2019-03-03")
-    )
+    coarse = Experiment(ExperimentConfig.from_dict(raw)).pair().select_time("2019-03-03", "2019-03-03").input_dataset()
     coarse.to_netcdf(tmp_path / "coarse.nc")
     command = [
         sys.executable,

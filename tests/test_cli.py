@@ -10,7 +10,6 @@ import yaml
 from click.testing import CliRunner
 
 from dl4ds.cli import main
-from dl4ds.experiment import coarse_inputs_dataset
 from dl4ds.io import write_netcdf
 
 
@@ -78,7 +77,7 @@ def test_train_writes_checkpoints_metrics_and_report(trained_run):
 def test_downscale_and_evaluate_commands(trained_run, week_pairs, tmp_path):
     run, _ = trained_run
     coarse = tmp_path / "coarse.nc"
-    write_netcdf(coarse_inputs_dataset(week_pairs.select_time("2019-03-04", "2019-03-04")), coarse)
+    write_netcdf(week_pairs.select_time("2019-03-04", "2019-03-04").input_dataset(), coarse)
     output = tmp_path / "fine.nc"
     result = CliRunner().invoke(main, ["downscale", str(run / "checkpoints/best.pt"), str(coarse), "-o", str(output)])
     assert result.exit_code == 0, result.output
@@ -118,7 +117,7 @@ def test_downscale_with_rename_and_regrid(trained_run, tmp_path):
 
 def test_train_mos_from_a_coarse_file(tmp_path, week_pairs):
     """MOS from files: a coarse NetCDF on a shifted 1.25 degree grid is regridded and paired by time."""
-    coarse = coarse_inputs_dataset(week_pairs)["t2m"]
+    coarse = week_pairs.input_dataset()["t2m"]
     shifted = coarse.interp(
         lat=coarse["lat"].values[0] + 1.25 * np.arange(6), lon=coarse["lon"].values[0] + 1.25 * np.arange(9)
     )

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from dl4ds.checkpoint import load_model, read_checkpoint
 from dl4ds.data import DownscalingDataset
 from dl4ds.errors import ConfigError
+from dl4ds.model.checkpoint import load_model, read_checkpoint
 from dl4ds.training.distributed import Distributed
 
 WORKER = Path(__file__).with_name("distributed_worker.py")

@@ -11,12 +11,12 @@ from click.testing import CliRunner
 from test_models import small_params
 
 from dl4ds import __version__
-from dl4ds.checkpoint import save_checkpoint
 from dl4ds.cli import main
 from dl4ds.data import Normalizer, PerfectProg
 from dl4ds.errors import ConfigError
 from dl4ds.inference.export import export_onnx
 from dl4ds.model import DownscalingModel, ModelMetadata
+from dl4ds.model.checkpoint import save_checkpoint
 
 TOLERANCE = 1e-4
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 from test_models import ALL_MODELS, inputs, small_model, small_params
 
-from dl4ds import models
+from dl4ds import networks
 from dl4ds.data.normalization import Normalizer
 from dl4ds.errors import ConfigError
 from dl4ds.model import DownscalingModel
-from dl4ds.models import ConditionalDiscriminator
-from dl4ds.models.blocks import NoiseInjection
+from dl4ds.networks import ConditionalDiscriminator
+from dl4ds.networks.blocks import NoiseInjection
 
 NOISY = ["resnet_spc", "convnet_pin", "unet_dc", "densenet_rc", "recresnet_spc"]
 
@@ -51,7 +51,7 @@ def test_noise_injection_appends_fresh_standard_normal_maps():
 
 def test_every_network_takes_noise_channels():
     for name in ALL_MODELS:
-        assert models.model_parameters(name)["noise_channels"] == 0
+        assert networks.model_parameters(name)["noise_channels"] == 0
     with pytest.raises(ConfigError, match=r"noise_channels=-1 of model 'resnet_spc' must be >= 0"):
         small_model("resnet_spc", noise_channels=-1)
     with pytest.raises(ConfigError, match=r"noise_channels=-2 of model 'recunet_pin' must be >= 0"):
@@ -151,7 +151,7 @@ def test_without_noise_channels_the_networks_are_unchanged_and_deterministic(nam
 
 
 def test_default_parameter_count_without_noise():
-    model = models.create("resnet_spc", scale=4, in_channels=1, out_channels=1, static_channels=2, noise_channels=0)
+    model = networks.create("resnet_spc", scale=4, in_channels=1, out_channels=1, static_channels=2, noise_channels=0)
     assert sum(p.numel() for p in model.parameters()) == 209_441
 
 

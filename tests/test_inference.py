@@ -7,14 +7,13 @@ import xarray as xr
 from dl4ds import datasets, downscale
 from dl4ds.data import PerfectProg, standardize
 from dl4ds.errors import DataError
-from dl4ds.experiment import coarse_inputs_dataset
 from dl4ds.io import write_netcdf
 
 
 @pytest.fixture(scope="module")
 def coarse_week(week_pairs) -> xr.Dataset:
     """The coarse t2m of the ERA5 week (time 56, lat 8, lon 12), descending latitude as users often hold it."""
-    return coarse_inputs_dataset(week_pairs).isel(lat=slice(None, None, -1)).rename(lat="latitude", lon="longitude")
+    return week_pairs.input_dataset().isel(lat=slice(None, None, -1)).rename(lat="latitude", lon="longitude")
 
 
 def test_output_is_on_the_fine_grid_with_coordinates_and_attributes(trained_model, coarse_week, week_pairs):

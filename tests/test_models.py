@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from dl4ds import models
+from dl4ds import networks
 from dl4ds.errors import ConfigError
-from dl4ds.interpolation import upsample
+from dl4ds.utils.interpolation import upsample
 
 BACKBONES = ("convnet", "resnet", "densenet", "convnext", "unet")
 UPSAMPLINGS = ("pin", "spc", "rc", "dc")
@@ -41,7 +41,7 @@ def small_model(
     static_channels: int = 2,
     **params,
 ):
-    return models.create(
+    return networks.create(
         name,
         scale=scale,
         in_channels=in_channels,
@@ -62,8 +62,8 @@ def _seed() -> None:
 
 
 def test_registry_holds_every_backbone_upsampling_and_temporal_combination():
-    assert models.list_models() == sorted(ALL_MODELS)
-    parameters = models.model_parameters("resnet_spc")
+    assert networks.list_models() == sorted(ALL_MODELS)
+    parameters = networks.model_parameters("resnet_spc")
     assert {
         k: parameters[k] for k in ("n_filters", "n_blocks", "static_filters", "upsampled_filters", "global_skip")
     } == {
@@ -84,10 +84,10 @@ def test_registry_holds_every_backbone_upsampling_and_temporal_combination():
         "output_activation",
         "interpolation",
     } <= set(parameters)
-    assert "static_filters" not in models.model_parameters("unet_pin")
-    assert models.model_parameters("recresnet_spc")["lstm_filters"] == 8
+    assert "static_filters" not in networks.model_parameters("unet_pin")
+    assert networks.model_parameters("recresnet_spc")["lstm_filters"] == 8
     assert "lstm_filters" not in parameters
-    assert models.model_parameters("densenet_spc")["growth_rate"] == 16
+    assert networks.model_parameters("densenet_spc")["growth_rate"] == 16
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
@@ -183,7 +183,7 @@ def test_static_fields_change_the_output(name):
 
 
 def test_default_parameter_count():
-    model = models.create("resnet_spc", scale=4, in_channels=1, out_channels=1, static_channels=2)
+    model = networks.create("resnet_spc", scale=4, in_channels=1, out_channels=1, static_channels=2)
     assert sum(p.numel() for p in model.parameters()) == 209_441
 
 
@@ -201,32 +201,32 @@ def test_spatio_temporal_frames_see_their_neighbours():
 
 def test_unknown_model_lists_valid_names():
     with pytest.raises(ConfigError, match=r"unknown model 'resnet_scp'.*did you mean 'resnet_spc'.*resnet_spc"):
-        models.create("resnet_scp", scale=4, in_channels=1, out_channels=1)
+        networks.create("resnet_scp", scale=4, in_channels=1, out_channels=1)
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
-        models.model_parameters("nope")
+        networks.model_parameters("nope")
 
 
 def test_unknown_combination_lists_the_valid_models():
     with pytest.raises(
         ConfigError, match=r"unknown model 'unet_xyz'.*choose one of: convnet_dc, .*recunet_spc.*unet_spc"
     ):
-        models.create("unet_xyz", scale=4, in_channels=1, out_channels=1)
+        networks.create("unet_xyz", scale=4, in_channels=1, out_channels=1)
     with pytest.raises(ConfigError, match=r"unknown model 'resnet_pixelshuffle'"):
-        models.create("resnet_pixelshuffle", scale=4, in_channels=1, out_channels=1)
+        networks.create("resnet_pixelshuffle", scale=4, in_channels=1, out_channels=1)
 
 
 def test_parameter_of_another_upsampling_is_refused():
     with pytest.raises(ConfigError, match=r"unknown parameter 'upsampled_filters' for model 'resnet_pin'"):
-        models.create("resnet_pin", scale=4, in_channels=1, out_channels=1, upsampled_filters=8)
+        networks.create("resnet_pin", scale=4, in_channels=1, out_channels=1, upsampled_filters=8)
     with pytest.raises(ConfigError, match=r"unknown parameter 'lstm_filters' for model 'resnet_spc'"):
-        models.create("resnet_spc", scale=4, in_channels=1, out_channels=1, lstm_filters=8)
+        networks.create("resnet_spc", scale=4, in_channels=1, out_channels=1, lstm_filters=8)
 
 
 def test_unknown_parameter_lists_accepted_ones_with_defaults():
     with pytest.raises(
         ConfigError, match=r"unknown parameter 'n_filter'.*did you mean 'n_filters'.*n_filters=48.*global_skip=True"
     ):
-        models.create("resnet_spc", scale=4, in_channels=1, out_channels=1, n_filter=32)
+        networks.create("resnet_spc", scale=4, in_channels=1, out_channels=1, n_filter=32)
 
 
 @pytest.mark.parametrize(
@@ -241,20 +241,20 @@ def test_unknown_parameter_lists_accepted_ones_with_defaults():
 )
 def test_invalid_parameter_values(params, message):
     with pytest.raises(ConfigError, match=message):
-        models.create("resnet_spc", scale=4, in_channels=1, out_channels=1, **params)
+        networks.create("resnet_spc", scale=4, in_channels=1, out_channels=1, **params)
 
 
 @pytest.mark.parametrize("scale", [1, 0, -2, 2.5, 4.0, "4", True])
 def test_bad_scale(scale):
     with pytest.raises(ConfigError, match="scale must be an integer >= 2"):
-        models.create("resnet_spc", scale=scale, in_channels=1, out_channels=1)
+        networks.create("resnet_spc", scale=scale, in_channels=1, out_channels=1)
 
 
 def test_bad_channel_counts():
     with pytest.raises(ConfigError, match="in_channels=0"):
-        models.create("resnet_spc", scale=2, in_channels=0, out_channels=1)
+        networks.create("resnet_spc", scale=2, in_channels=0, out_channels=1)
     with pytest.raises(ConfigError, match=r"global_skip=True.*in_channels=1.*global_skip=False"):
-        models.create("resnet_spc", scale=2, in_channels=1, out_channels=2)
+        networks.create("resnet_spc", scale=2, in_channels=1, out_channels=2)
 
 
 def test_bad_static_shapes_raise_value_error_naming_expected_shape():
@@ -275,7 +275,7 @@ def test_bad_static_shapes_raise_value_error_naming_expected_shape():
 
 def test_register_model_rejects_bad_architectures():
     with pytest.raises(ValueError, match="already registered"):
-        models.register_model("resnet_spc")(type("Other", (torch.nn.Module,), {}))
+        networks.register_model("resnet_spc")(type("Other", (torch.nn.Module,), {}))
 
     class NoDefault(torch.nn.Module):
         def __init__(
@@ -284,5 +284,5 @@ def test_register_model_rejects_bad_architectures():
             super().__init__()
 
     with pytest.raises(TypeError, match="'width' must be keyword-only with a default"):
-        models.register_model("no_default")(NoDefault)
-    assert "no_default" not in models.list_models()
+        networks.register_model("no_default")(NoDefault)
+    assert "no_default" not in networks.list_models()

@@ -14,20 +14,19 @@ import torch
 import xarray as xr
 from click.testing import CliRunner
 
-from dl4ds.checkpoint import save_checkpoint
 from dl4ds.cli import main
 from dl4ds.data import Normalizer, PerfectProg
 from dl4ds.errors import ConfigError, DataError
-from dl4ds.experiment import coarse_inputs_dataset
 from dl4ds.inference import Downscaler, downscale
 from dl4ds.inference.predictor import TilePredictor
 from dl4ds.model import DownscalingModel
+from dl4ds.model.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")
 def coarse_week(week_pairs) -> xr.Dataset:
     """Coarse t2m of the ERA5 week, (time 56, lat 8, lon 12) on the trained model's grid."""
-    return coarse_inputs_dataset(week_pairs)
+    return week_pairs.input_dataset()
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +266,7 @@ def test_spatio_temporal_model_runs_along_the_lead_dim(era5_week):
     model = DownscalingModel.build(
         "recconvnet_spc", pairs, Normalizer.fit(pairs), params={"n_filters": 4, "lstm_filters": 4}, time_window=2
     )
-    coarse = coarse_inputs_dataset(pairs)
+    coarse = pairs.input_dataset()
     forecast = xr.Dataset(
         {"t2m": (("number", "step", "lat", "lon"), coarse["t2m"].values[:12].reshape(2, 6, 8, 12), {"units": "K"})},
         coords={"number": [0, 1], "step": np.arange(6), "lat": coarse["lat"].values, "lon": coarse["lon"].values},

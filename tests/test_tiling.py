@@ -11,7 +11,7 @@ from dl4ds.errors import ConfigError
 from dl4ds.inference import Downscaler, downscale
 from dl4ds.inference.tiling import AxisTiles, TileLayout, receptive_radius, size_multiple
 from dl4ds.model import DownscalingModel
-from dl4ds.models.random_fields import RandomFields, hash32, item_keys
+from dl4ds.networks.random_fields import RandomFields, hash32, item_keys
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import torch
 from conftest import SMALL_PARAMS
 
 from dl4ds import load_model
-from dl4ds.checkpoint import save_checkpoint
 from dl4ds.data import DownscalingDataset, Normalizer
 from dl4ds.errors import CheckpointError, ConfigError
 from dl4ds.model import DownscalingModel
+from dl4ds.model.checkpoint import save_checkpoint
 from dl4ds.training import EarlyStopping, LRSchedule, SupervisedTrainer
 
 

@@ -36,7 +36,7 @@ def main(quiet: bool) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the number of training epochs.")
 def demo(output: str, epochs: int | None) -> None:
     """Train on bundled ERA5 data, verify against bicubic, downscale GloSea4."""
-    from dl4ds.demo import run_demo
+    from dl4ds.experiment.demo import run_demo
 
     result = run_demo(output, epochs=epochs, progress=sys.stderr.isatty())
     _print_metrics(result.metrics or {})
@@ -55,8 +55,8 @@ def train(config: str, output_dir: str | None, epochs: int | None, resume: bool)
     trains data parallel across the N processes; training.batch_size is the
     global batch.
     """
-    from dl4ds.config import ExperimentConfig
     from dl4ds.experiment import Experiment
+    from dl4ds.experiment.config import ExperimentConfig
     from dl4ds.training.distributed import is_main_process, shutdown
 
     experiment_config = ExperimentConfig.from_yaml(config)
@@ -207,57 +207,35 @@ def evaluate(
     rank histograms for ensembles; each baseline's scores and the skill
     relative to it.
     """
-    from dl4ds.evaluation.evaluate import Evaluation, baseline_predictions, headline_scores, parse_baselines
-    from dl4ds.evaluation.report import write_report
+    from dl4ds.evaluation.pipeline import Evaluation, parse_baselines, verify
     from dl4ds.evaluation.verification import Verification
+    from dl4ds.experiment import Experiment
     from dl4ds.io import open_data
 
     names = parse_baselines(baselines) if baselines else []
     predicted, observed = open_data(prediction), open_data(truth)
-    predictions = {name: predicted}
-    notes = [f"prediction: {prediction}", f"truth: {truth}"]
+    train = pairs = None
     if names:
-        train, test = _baseline_data(checkpoint, config_path, predicted)
-        predictions |= baseline_predictions(names, train, test)
-        notes.append(
-            f"baselines {', '.join(names)} fitted on {str(train.times[0])[:10]} to {str(train.times[-1])[:10]} "
-            f"({train.target.sizes['time']} time steps)"
-        )
-    evaluation = Evaluation(Verification(groupby=groupby))
-    scores = evaluation.score(predictions, observed, variables=variables or None)
-    examples = evaluation.examples(predictions, observed, list(scores))
-    index = write_report(scores, report_dir, references=names or None, examples=examples, notes=notes)
-    _print_metrics(headline_scores(scores))
-    click.echo(f"report: {index}")
-
-
-def _baseline_data(checkpoint: str | None, config_path: str | None, predicted):
-    """Training pairs and the pairs of the predicted period, from the experiment behind the prediction."""
-    from dl4ds.config import ExperimentConfig
-    from dl4ds.data.grid import standardize
-    from dl4ds.experiment import Experiment
-
-    if (checkpoint is None) == (config_path is None):
-        raise click.UsageError(
-            "--baselines needs exactly one of --checkpoint or --config: the experiment whose "
-            "training period the baselines are fitted on"
-        )
-    if checkpoint is not None:
-        from dl4ds.checkpoint import load_model
-
-        stored = load_model(checkpoint).metadata.config
-        if not stored:
-            raise click.UsageError(f"{checkpoint} holds no experiment configuration; pass --config instead")
-        config = ExperimentConfig.from_dict(dict(stored))
-    else:
-        config = ExperimentConfig.from_yaml(config_path)
-    paired = Experiment(config).pair()
-    train = paired.select_time(*config.data.train_period, role="train_period")
-    times = standardize(predicted, require_time=False)
-    if "time" not in times.coords:
-        raise click.UsageError("the prediction has no time coordinate, so the baselines cannot be matched to it")
-    first, last = (str(value)[:19] for value in (times["time"].values.min(), times["time"].values.max()))
-    return train, paired.select_time(first, last, role="prediction's period")
+        if (checkpoint is None) == (config_path is None):
+            raise click.UsageError(
+                "--baselines needs exactly one of --checkpoint or --config: the experiment whose "
+                "training period the baselines are fitted on"
+            )
+        experiment = Experiment.of_checkpoint(checkpoint) if checkpoint else Experiment.from_yaml(config_path)
+        train, pairs = experiment.baseline_pairs(predicted)
+    result = verify(
+        {name: predicted},
+        observed,
+        report_dir,
+        baselines=names,
+        train=train,
+        pairs=pairs,
+        evaluation=Evaluation(Verification(groupby=groupby)),
+        variables=variables or None,
+        notes=[f"prediction: {prediction}", f"truth: {truth}"],
+    )
+    _print_metrics(result.headline)
+    click.echo(f"report: {result.report}")
 
 
 @main.command(name="models")
@@ -267,17 +245,17 @@ def list_models_command(name: str | None) -> None:
 
     Sizes are for x4 with 1 input, 1 output and 2 static channels.
     """
-    from dl4ds import models
+    from dl4ds import networks
 
     if name is not None:
-        click.echo(f"{name}: {models.describe_model(name)}")
-        for key, default in models.model_parameters(name).items():
+        click.echo(f"{name}: {networks.describe_model(name)}")
+        for key, default in networks.model_parameters(name).items():
             click.echo(f"  {key:20s} {default!r}")
         return
-    for name in models.list_models():
-        network = models.create(name, scale=4, in_channels=1, out_channels=1, static_channels=2)
+    for name in networks.list_models():
+        network = networks.create(name, scale=4, in_channels=1, out_channels=1, static_channels=2)
         count = sum(p.numel() for p in network.parameters())
-        click.echo(f"{name:18s} {count:>9,d} parameters   {models.describe_model(name)}")
+        click.echo(f"{name:18s} {count:>9,d} parameters   {networks.describe_model(name)}")
     click.echo("\n`dl4ds models NAME` lists the parameters of one model; set them under model.params in the config.")
 
 
@@ -303,8 +281,8 @@ def export_command(checkpoint: str, output: str, opset: int | None, no_check: bo
     as JSON under 'dl4ds_metadata' in the file's metadata_props. Needs
     pip install "dl4ds[onnx]".
     """
-    from dl4ds.checkpoint import load_model
     from dl4ds.inference.export import export_onnx
+    from dl4ds.model.checkpoint import load_model
 
     model = load_model(checkpoint)
     result = export_onnx(model, output, opset=opset, check=not no_check)

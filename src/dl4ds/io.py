@@ -9,8 +9,8 @@ import numpy as np
 import xarray as xr
 
 from dl4ds._version import __version__
-from dl4ds.atomic import atomic_path
 from dl4ds.errors import DataError
+from dl4ds.utils.atomic import atomic_path
 
 
 def open_data(path: str | os.PathLike[str]) -> xr.Dataset:

@@ -78,6 +78,24 @@ class PairedData:
     def times(self) -> pd.DatetimeIndex | np.ndarray:
         return self.target["time"].to_index()
 
+    def input_dataset(self) -> xr.Dataset:
+        """The coarse inputs as a Dataset of named (time, lat, lon) variables with their CF attributes, as a user holds them."""
+        return xr.Dataset(
+            {
+                name: self.inputs.sel(channel=name, drop=True).assign_attrs(dict(self.attrs.get(name, {})))
+                for name in self.input_variables
+            }
+        )
+
+    def target_dataset(self) -> xr.Dataset:
+        """The targets (the truth) as a Dataset of named (time, lat, lon) variables with their CF attributes."""
+        return xr.Dataset(
+            {
+                name: self.target.sel(variable=name, drop=True).assign_attrs(dict(self.attrs.get(name, {})))
+                for name in self.target_variables
+            }
+        )
+
     def select_time(self, start: str | None, end: str | None, *, role: str = "period") -> PairedData:
         """The samples between ``start`` and ``end`` (inclusive; a date includes its whole day)."""
         selection = {"time": slice(start, end)}

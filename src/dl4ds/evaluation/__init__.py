@@ -1,8 +1,8 @@
 """Verification of downscaled fields: metrics, baselines, skill scores and reports."""
 
-from dl4ds.evaluation.baselines import Baseline, create_baseline, list_baselines
-from dl4ds.evaluation.evaluate import Evaluation
+from dl4ds.baselines import Baseline, create_baseline, list_baselines
 from dl4ds.evaluation.metrics import compute_metrics, rmse_map
+from dl4ds.evaluation.pipeline import Evaluation
 from dl4ds.evaluation.plots import plot_comparison, plot_metric_maps
 from dl4ds.evaluation.report import write_report
 from dl4ds.evaluation.scores import METRICS, Scores, skill_scores

@@ -26,9 +26,9 @@ import xarray as xr
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from dl4ds.atomic import atomic_path
 from dl4ds.data.grid import Grid, standardize
 from dl4ds.errors import DataError
+from dl4ds.utils.atomic import atomic_path
 
 __all__ = [
     "plot_comparison",

@@ -30,11 +30,11 @@ import pandas as pd
 import xarray as xr
 
 from dl4ds._version import __version__
-from dl4ds.atomic import atomic_path
 from dl4ds.errors import DataError
 from dl4ds.evaluation import plots
 from dl4ds.evaluation.scores import Scores, metric_info, skill_scores
 from dl4ds.io import write_netcdf
+from dl4ds.utils.atomic import atomic_path
 
 __all__ = ["write_report"]
 

@@ -239,21 +239,6 @@ def ensemble_rank(members: np.ndarray, truth: np.ndarray, rng: np.random.Generat
     return below + np.floor(rng.random(below.shape) * (equal + 1)).astype(below.dtype)
 
 
-def sorted_quantiles(ordered: np.ndarray, counts: np.ndarray, probability: float) -> np.ndarray:
-    """Quantile ``probability`` along axis 0 of ``ordered`` (valid values first, ascending), with ``counts`` valid each.
-
-    Linear interpolation between order statistics (NumPy's default method);
-    NaN where ``counts`` is 0.
-    """
-    position = (np.maximum(counts, 1) - 1) * probability
-    lower = np.floor(position).astype(np.int64)
-    upper = np.minimum(lower + 1, np.maximum(counts - 1, 0))
-    fraction = position - lower
-    low = np.take_along_axis(ordered, lower[None], axis=0)[0]
-    high = np.take_along_axis(ordered, upper[None], axis=0)[0]
-    return np.where(counts > 0, low + fraction * (high - low), np.nan)
-
-
 def histogram_quantiles(edges: np.ndarray, weights: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Quantiles from a weighted histogram (``edges`` (B+1,), ``weights`` (B,)).
 

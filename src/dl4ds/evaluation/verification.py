@@ -24,6 +24,7 @@ from dl4ds.errors import ConfigError, DataError
 from dl4ds.evaluation import statistics as stats
 from dl4ds.evaluation.alignment import WeightOption, align, area_weights, data_units
 from dl4ds.evaluation.scores import Scores, metric_info, quantile_metric
+from dl4ds.utils.quantiles import sorted_quantiles
 
 __all__ = ["Verification"]
 
@@ -422,16 +423,11 @@ class _BandPass:
         counts = valid.sum(axis=0)
         ordered = [np.sort(prediction, axis=0), np.sort(truth, axis=0)]
         result = {
-            quantile_metric(q): stats.sorted_quantiles(ordered[0], counts, q)
-            - stats.sorted_quantiles(ordered[1], counts, q)
+            quantile_metric(q): sorted_quantiles(ordered[0], counts, q) - sorted_quantiles(ordered[1], counts, q)
             for q in self.quantiles
         }
-        result["max_bias"] = stats.sorted_quantiles(ordered[0], counts, 1.0) - stats.sorted_quantiles(
-            ordered[1], counts, 1.0
-        )
-        result["min_bias"] = stats.sorted_quantiles(ordered[0], counts, 0.0) - stats.sorted_quantiles(
-            ordered[1], counts, 0.0
-        )
+        result["max_bias"] = sorted_quantiles(ordered[0], counts, 1.0) - sorted_quantiles(ordered[1], counts, 1.0)
+        result["min_bias"] = sorted_quantiles(ordered[0], counts, 0.0) - sorted_quantiles(ordered[1], counts, 0.0)
         return result
 
 

@@ -32,7 +32,6 @@ from dask.highlevelgraph import HighLevelGraph
 from tqdm.auto import tqdm
 
 from dl4ds._version import __version__
-from dl4ds.checkpoint import load_model
 from dl4ds.data.fields import as_dataset, check_variables
 from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, coordinate_names, latitude_descending, standardize
 from dl4ds.data.regrid import regrid as regrid_field
@@ -41,7 +40,8 @@ from dl4ds.inference.predictor import TilePredictor
 from dl4ds.inference.tiling import TileLayout, default_overlap, size_multiple
 from dl4ds.io import write_netcdf, write_zarr
 from dl4ds.model import DownscalingModel, ModelMetadata
-from dl4ds.models.random_fields import item_keys
+from dl4ds.model.checkpoint import load_model
+from dl4ds.networks.random_fields import item_keys
 
 logger = logging.getLogger(__name__)
 

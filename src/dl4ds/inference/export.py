@@ -74,10 +74,10 @@ import torch
 from torch import nn
 
 from dl4ds._version import __version__
-from dl4ds.atomic import atomic_path
 from dl4ds.errors import ConfigError
 from dl4ds.model import DownscalingModel, ModelMetadata
-from dl4ds.models.localized import LocalizedLinear
+from dl4ds.networks.localized import LocalizedLinear
+from dl4ds.utils.atomic import atomic_path
 
 DEFAULT_OPSET = 17
 """ONNX opset written by default, widely supported (ONNX Runtime 1.13 and later)."""

@@ -10,7 +10,7 @@ import torch
 from dl4ds.data.grid import Grid
 from dl4ds.inference.tiling import TileLayout
 from dl4ds.model import DownscalingModel
-from dl4ds.models.random_fields import RandomFields, combine
+from dl4ds.networks.random_fields import RandomFields, combine
 
 
 class TilePredictor:
@@ -73,7 +73,7 @@ class TilePredictor:
             values: (N, S, C, h, w) coarse inputs: N sequences of S consecutive
                 steps (S = 1 for a spatial network), on ``grid``.
             keys: (N,) random-field keys of the sequences (see
-                :func:`dl4ds.models.random_fields.item_keys`), or None for a
+                :func:`dl4ds.networks.random_fields.item_keys`), or None for a
                 deterministic network.
             first_step: index of the block's first step along time, which
                 keys a spatio-temporal network's windows.

@@ -21,9 +21,9 @@ import torch
 
 from dl4ds.errors import ConfigError
 from dl4ds.model import DownscalingModel
-from dl4ds.models.backbones import UNet
-from dl4ds.models.localized import LocalizedLinear
-from dl4ds.seeding import seeded
+from dl4ds.networks.backbones import UNet
+from dl4ds.networks.localized import LocalizedLinear
+from dl4ds.utils.seeding import seeded
 
 RAMP = 2  # coarse cells over which overlapping tiles cross-fade
 _LARGEST_PROBE = 256  # coarse cells; a receptive field wider than this counts as unbounded

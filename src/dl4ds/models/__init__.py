@@ -1,14 +1,5 @@
-"""The network registry: ``create("resnet_spc", scale=4, in_channels=1, out_channels=1, static_channels=2)``.
+"""Deprecated since dl4ds 0.2: this is :mod:`dl4ds.networks`; the old name goes in dl4ds 0.3."""
 
-Importing this package registers every architecture (see
-:mod:`dl4ds.models.networks` for the naming scheme); :func:`list_models`
-names them and :func:`model_parameters` gives their parameters and defaults.
-:class:`ConditionalDiscriminator` judges generated fields for conditional
-adversarial training.
-"""
+from dl4ds.utils.deprecation import alias_module
 
-from dl4ds.models import networks  # noqa: F401  (registers the architectures)
-from dl4ds.models.discriminator import ConditionalDiscriminator
-from dl4ds.models.registry import create, describe_model, list_models, model_parameters, register_model
-
-__all__ = ["ConditionalDiscriminator", "create", "describe_model", "list_models", "model_parameters", "register_model"]
+alias_module("dl4ds.models", "dl4ds.networks", {"networks": "architectures"})

@@ -26,10 +26,10 @@ from torch.utils.data import Dataset
 
 from dl4ds.data.torch_dataset import DownscalingDataset
 from dl4ds.model import DownscalingModel
-from dl4ds.models.discriminator import ConditionalDiscriminator, fine_detail, interpolate_coarse
-from dl4ds.training.options import Options
+from dl4ds.networks.discriminator import ConditionalDiscriminator, fine_detail, interpolate_coarse
 from dl4ds.training.schedules import Scheduler, step_scheduler
 from dl4ds.training.trainer import Batch, Trainer
+from dl4ds.utils.options import Options
 
 Condition = tuple[torch.Tensor, torch.Tensor | None]
 """What the discriminator is conditioned on: (N, C, h, w) coarse inputs and (N, S, H, W) static fields or None."""

@@ -10,8 +10,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from dl4ds.atomic import atomic_path
 from dl4ds.errors import ConfigError
+from dl4ds.utils.atomic import atomic_path
 
 
 @dataclass

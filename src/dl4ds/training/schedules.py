@@ -16,7 +16,7 @@ import torch
 from pydantic import Field
 
 from dl4ds.errors import ConfigError
-from dl4ds.training.options import Options
+from dl4ds.utils.options import Options
 
 Scheduler = torch.optim.lr_scheduler.LambdaLR | torch.optim.lr_scheduler.ReduceLROnPlateau
 

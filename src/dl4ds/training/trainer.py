@@ -23,15 +23,15 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 from tqdm.auto import tqdm
 
-from dl4ds.checkpoint import read_checkpoint, save_checkpoint
 from dl4ds.data.torch_dataset import DownscalingDataset, Sample
 from dl4ds.errors import CheckpointError, ConfigError
 from dl4ds.model import DownscalingModel
-from dl4ds.seeding import seeded
+from dl4ds.model.checkpoint import read_checkpoint, save_checkpoint
 from dl4ds.training.distributed import Distributed
 from dl4ds.training.history import EpochRecord, TensorBoardLog, TrainingHistory
 from dl4ds.training.losses import CompositeLoss, create_loss
 from dl4ds.training.schedules import EarlyStopping, LRSchedule, Scheduler, step_scheduler
+from dl4ds.utils.seeding import seeded
 
 logger = logging.getLogger(__name__)
 

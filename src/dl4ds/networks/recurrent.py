@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dl4ds.models.blocks import conv3x3
+from dl4ds.networks.blocks import conv3x3
 
 
 class ConvLSTMCell(nn.Module):

@@ -16,8 +16,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as spectral_normalization
 
 from dl4ds.errors import ConfigError
-from dl4ds.interpolation import upsample
-from dl4ds.models.registry import check_minimum
+from dl4ds.networks.registry import check_minimum
+from dl4ds.utils.interpolation import upsample
 
 _NAME = "ConditionalDiscriminator"
 

@@ -87,8 +87,8 @@ class RandomFields:
         """Make every stochastic layer of ``network`` draw from these fields inside the block.
 
         Stochastic layers are those with a ``random_fields`` attribute
-        (:class:`~dl4ds.models.blocks.NoiseInjection`,
-        :class:`~dl4ds.models.blocks.FieldDropout`); they are numbered in
+        (:class:`~dl4ds.networks.blocks.NoiseInjection`,
+        :class:`~dl4ds.networks.blocks.FieldDropout`); they are numbered in
         module order, which keys their fields.
         """
         layers = [module for module in network.modules() if hasattr(module, "random_fields")]

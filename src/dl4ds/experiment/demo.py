@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 
 from dl4ds import datasets
-from dl4ds.config import ExperimentConfig
 from dl4ds.evaluation.plots import plot_comparison
-from dl4ds.experiment import Experiment, ExperimentResult
+from dl4ds.experiment.config import ExperimentConfig
+from dl4ds.experiment.runner import Experiment, ExperimentResult
 from dl4ds.inference.downscale import downscale
 from dl4ds.io import write_netcdf
 

@@ -1,32 +1,36 @@
-"""Verifying downscaled datasets, and the baselines fitted for the same period, against the truth.
+"""The verification pipeline: align -> fit the baseline ladder on the training period -> score -> report.
 
-Ties the pieces together for the ``dl4ds evaluate`` command and for the
-test period of an experiment: baseline predictions
-(:mod:`dl4ds.evaluation.baselines`), scores of every model
-(:class:`~dl4ds.evaluation.verification.Verification`) and example maps for
-the report (:func:`~dl4ds.evaluation.report.write_report`).
+:func:`verify` is the one path that both ``dl4ds evaluate`` and the test
+period of an experiment take: the baselines (:mod:`dl4ds.baselines`) are
+fitted on the training pairs only and predict the verified period, every
+model is scored against the truth (:class:`Evaluation`, built on
+:class:`~dl4ds.evaluation.verification.Verification`), and the report is
+written (:func:`~dl4ds.evaluation.report.write_report`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from dl4ds.baselines import create_baseline, list_baselines
 from dl4ds.data.grid import standardize
 from dl4ds.data.pairing import PairedData
 from dl4ds.errors import ConfigError, DataError
-from dl4ds.evaluation.baselines import create_baseline, list_baselines
-from dl4ds.evaluation.compare import truth_on_prediction_grid
+from dl4ds.evaluation.alignment import truth_on_prediction_grid
+from dl4ds.evaluation.report import write_report
 from dl4ds.evaluation.scores import Scores
 from dl4ds.evaluation.verification import Verification
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Evaluation", "baseline_predictions", "headline_scores", "parse_baselines"]
+__all__ = ["Evaluation", "VerificationResult", "baseline_predictions", "headline_scores", "parse_baselines", "verify"]
 
 HEADLINE_METRICS = ("rmse", "mae", "bias", "correlation")
 
@@ -153,3 +157,85 @@ def _single_map(field: xr.DataArray, selection: Mapping[str, object]) -> xr.Data
     field = field.sel(selection) if selection else field
     extra = {dim: 0 for dim in field.dims if dim not in ("lat", "lon")}
     return field.isel(extra) if extra else field
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What :func:`verify` produced.
+
+    Attributes:
+        scores: ``{variable: Scores}`` of every model, the predictions first, then the baselines.
+        headline: ``{model: {metric: value}}`` (see :func:`headline_scores`).
+        baselines: the baselines that were fitted and scored, in ladder order.
+        report: the report's ``index.html``.
+    """
+
+    scores: dict[str, Scores]
+    headline: dict[str, dict[str, float]]
+    baselines: tuple[str, ...]
+    report: Path
+
+
+def verify(
+    predictions: Mapping[str, xr.Dataset],
+    truth: xr.Dataset,
+    report_dir: str | os.PathLike[str],
+    *,
+    baselines: Sequence[str] = (),
+    train: PairedData | None = None,
+    pairs: PairedData | None = None,
+    evaluation: Evaluation | None = None,
+    variables: Sequence[str] | None = None,
+    title: str = "dl4ds verification report",
+    notes: Sequence[str] = (),
+) -> VerificationResult:
+    """Verify ``predictions`` and the baseline ladder against ``truth`` and write the report to ``report_dir``.
+
+    Args:
+        predictions: the downscaled fields to verify, ``{name: Dataset}``, each
+            deterministic or an ensemble (a member or sample dim).
+        truth: the observed fine fields; each prediction is scored on its own
+            grid against the window of the truth it covers, over the common times.
+        report_dir: where the report goes (see :func:`write_report`).
+        baselines: baseline names (:func:`parse_baselines`), scored beside
+            the predictions and used as the references of the skill scores.
+        train: the training pairs the baselines that learn are fitted on.
+            Without them those baselines are left out, and a note says so.
+        pairs: the pairs of the verified period, whose coarse inputs the
+            baselines downscale; needed when ``baselines`` is not empty.
+        evaluation: the metrics and their options; default :class:`Evaluation`.
+        variables: the variables to verify; default all that the first
+            prediction shares with the truth.
+        title, notes: heading and lines under it in the report.
+
+    Raises:
+        ConfigError: baselines without ``pairs``, or unknown baseline names.
+        DataError: as :meth:`Evaluation.score` and :func:`write_report`.
+    """
+    names = parse_baselines(baselines) if baselines else []
+    notes = list(notes)
+    if names and pairs is None:
+        raise ConfigError("baselines need the pairs of the verified period (their coarse inputs); pass pairs=...")
+    if train is None:
+        left_out = [name for name in names if create_baseline(name).requires_fit]
+        if left_out:
+            names = [name for name in names if name not in left_out]
+            notes.append(f"baselines {', '.join(left_out)} left out: they learn from training data, and none was given")
+    fitted = baseline_predictions(names, train if train is not None else pairs, pairs) if names else {}  # type: ignore[arg-type]
+    if train is not None and fitted:
+        notes.append(
+            f"baselines {', '.join(fitted)} fitted on {str(train.times[0])[:10]} to {str(train.times[-1])[:10]}, "
+            f"the training period ({train.target.sizes['time']} time steps)"
+        )
+    everything = dict(predictions) | fitted
+    evaluation = evaluation or Evaluation()
+    scores = evaluation.score(everything, truth, variables=variables)
+    report = write_report(
+        scores,
+        report_dir,
+        title=title,
+        references=names or None,
+        examples=evaluation.examples(everything, truth, list(scores)),
+        notes=notes,
+    )
+    return VerificationResult(scores, headline_scores(scores), tuple(names), report)

@@ -3,7 +3,7 @@
 Every backbone takes ``(in_channels, options, *, <parameters with defaults>)``
 and sets ``out_channels``. Post-upsampling networks run it on the coarse grid,
 pre-upsampling (``*_pin``) networks on the fine grid. The blocks follow
-:class:`dl4ds.models.blocks.BlockOptions` (normalisation, attention, dropout,
+:class:`dl4ds.networks.blocks.BlockOptions` (normalisation, attention, dropout,
 separable convolutions).
 """
 
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dl4ds.models.blocks import BlockOptions, ChannelLayerNorm, conv3x3
+from dl4ds.networks.blocks import BlockOptions, ChannelLayerNorm, conv3x3
 
 
 class ConvUnit(nn.Sequential):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dl4ds.interpolation import upsample
-from dl4ds.models.blocks import conv3x3
+from dl4ds.networks.blocks import conv3x3
+from dl4ds.utils.interpolation import upsample
 
 UPSAMPLINGS = ("pin", "spc", "rc", "dc")
 """pin: pre-upsampling by interpolation; spc: sub-pixel convolution; rc: resize convolution; dc: transposed convolution."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,22 +13,21 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from dl4ds.atomic import atomic_path
-from dl4ds.config import ExperimentConfig
+from dl4ds.baselines import list_baselines
 from dl4ds.data.grid import standardize
 from dl4ds.data.lazy import LazyPatchDataset, fit_lazy_normalizer
 from dl4ds.data.normalization import Normalizer
 from dl4ds.data.pairing import MOS, PairedData, PerfectProg
 from dl4ds.data.torch_dataset import DownscalingDataset, cell_weights
-from dl4ds.errors import ConfigError
-from dl4ds.evaluation.baselines import create_baseline, list_baselines
-from dl4ds.evaluation.evaluate import Evaluation, baseline_predictions, headline_scores
-from dl4ds.evaluation.report import write_report
+from dl4ds.errors import ConfigError, DataError
+from dl4ds.evaluation.pipeline import verify
+from dl4ds.experiment.config import ExperimentConfig
 from dl4ds.inference.downscale import downscale
 from dl4ds.io import open_data, write_netcdf
-from dl4ds.model import DownscalingModel
+from dl4ds.model import DownscalingModel, read_checkpoint
 from dl4ds.training import TRAINERS
 from dl4ds.training.trainer import BEST_CHECKPOINT
+from dl4ds.utils.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,36 @@ class Experiment:
     def __init__(self, config: ExperimentConfig) -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> Experiment:
+        """The experiment of a YAML configuration file."""
+        return cls(ExperimentConfig.from_yaml(path))
+
+    @classmethod
+    def of_checkpoint(cls, path: str | os.PathLike[str]) -> Experiment:
+        """The experiment that trained the model in checkpoint ``path``, from the configuration stored in it."""
+        stored = read_checkpoint(path)["metadata"].get("config")
+        if not stored:
+            raise ConfigError(
+                f"checkpoint {str(path)!r} holds no experiment configuration (it was not written by an experiment); "
+                "give the experiment's YAML configuration instead (CLI: --config)"
+            )
+        return cls(ExperimentConfig.from_dict(dict(stored)))
+
+    def baseline_pairs(self, prediction: xr.Dataset) -> tuple[PairedData, PairedData]:
+        """The training pairs, which the baselines are fitted on, and the pairs of ``prediction``'s period.
+
+        Raises:
+            DataError: the prediction has no time coordinate, or its period has no data.
+        """
+        paired = self.pair()
+        train = paired.select_time(*self.config.data.train_period, role="train_period")
+        times = standardize(prediction, require_time=False)
+        if "time" not in times.coords:
+            raise DataError("the prediction has no time coordinate, so the baselines cannot be matched to its period")
+        first, last = (str(value)[:19] for value in (times["time"].values.min(), times["time"].values.max()))
+        return train, paired.select_time(first, last, role="prediction's period")
 
     def pair(self, period: tuple[str, str] | None = None) -> PairedData:
         """Read the configured sources and pair coarse inputs with targets over all times, or over ``period`` only."""
@@ -156,7 +186,9 @@ class Experiment:
             return ExperimentResult(model=model, output_dir=self.output_dir, metrics=None)
         samples = self.config.evaluation.samples or (DEFAULT_SAMPLES if model.stochastic else 1)
         metrics = (
-            None if test is None else verify(model, test, self.output_dir, train, samples=samples, seed=training.seed)
+            None
+            if test is None
+            else verify_model(model, test, self.output_dir, train, samples=samples, seed=training.seed)
         )
         return ExperimentResult(model=model, output_dir=self.output_dir, metrics=metrics)
 
@@ -194,17 +226,7 @@ class Experiment:
         return self.output_dir / "checkpoints" / BEST_CHECKPOINT
 
 
-def coarse_inputs_dataset(data: PairedData) -> xr.Dataset:
-    """The coarse inputs of ``data`` as a Dataset of named variables, as a user would hold them."""
-    return xr.Dataset(
-        {
-            name: data.inputs.sel(channel=name, drop=True).assign_attrs(dict(data.attrs.get(name, {})))
-            for name in data.input_variables
-        }
-    )
-
-
-def verify(
+def verify_model(
     model: DownscalingModel,
     test: PairedData,
     output_dir: Path,
@@ -213,50 +235,30 @@ def verify(
     samples: int = 1,
     seed: int | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Verify the network on ``test`` against the baseline ladder; write predictions, metrics and a report.
+    """Downscale the test period with ``model`` and verify it against the baseline ladder (:func:`verify`).
 
     A stochastic network is verified as an ensemble of ``samples`` members
     (a ``sample`` dimension, drawn with ``seed``), which adds the CRPS,
-    spread-skill ratio and rank histogram to its scores.
-
-    Baselines are fitted on ``train`` (all of them), or without training data
-    only the interpolation ones. Writes ``test_downscaled.nc``,
-    ``metrics.json`` and the report in ``report/`` (see
-    :func:`~dl4ds.evaluation.report.write_report`). Returns ``{model:
-    {metric: value}}`` with the network first, per target variable when
-    there are several (keys ``model/variable``).
+    spread-skill ratio and rank histogram to its scores. The baselines are
+    fitted on ``train``; without it only those that learn nothing are scored.
+    Writes ``test_downscaled.nc``, ``metrics.json`` and the report in
+    ``report/``. Returns ``{model: {metric: value}}`` with the network first,
+    per target variable when there are several (keys ``model/variable``).
     """
-    output_dir.mkdir(parents=True, exist_ok=True)
     meta = model.metadata
-    predicted = downscale(model, coarse_inputs_dataset(test), samples=samples, seed=seed)
-    names = [name for name in list_baselines() if train is not None or not create_baseline(name).requires_fit]
-    predictions = {meta.architecture: predicted} | baseline_predictions(
-        names, train if train is not None else test, test
-    )
-    truth = xr.Dataset(
-        {
-            name: test.target.sel(variable=name, drop=True).assign_attrs(dict(test.attrs.get(name, {})))
-            for name in meta.target_variables
-        }
-    )
-    evaluation = Evaluation()
-    scores = evaluation.score(predictions, truth)
+    predicted = downscale(model, test.input_dataset(), samples=samples, seed=seed)
     period = f"{str(test.times[0])[:16]} to {str(test.times[-1])[:16]}"
-    notes = [f"test period {period} ({test.target.sizes['time']} time steps)"]
-    if train is not None:
-        notes.append(
-            f"baselines fitted on the training period {str(train.times[0])[:10]} to {str(train.times[-1])[:10]}"
-        )
-    write_report(
-        scores,
+    result = verify(
+        {meta.architecture: predicted},
+        test.target_dataset(),
         output_dir / "report",
+        baselines=list_baselines(),
+        train=train,
+        pairs=test,
         title=f"{meta.architecture} x{meta.scale}: verification on the test period",
-        references=names,
-        examples=evaluation.examples(predictions, truth, list(scores)),
-        notes=notes,
+        notes=[f"test period {period} ({test.target.sizes['time']} time steps)"],
     )
-    metrics = headline_scores(scores)
     write_netcdf(predicted, output_dir / "test_downscaled.nc")
     with atomic_path(output_dir / "metrics.json") as temporary:
-        temporary.write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics
+        temporary.write_text(json.dumps(result.headline, indent=2) + "\n")
+    return result.headline

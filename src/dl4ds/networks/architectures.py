@@ -3,7 +3,7 @@
 Names follow the reference design, ``[rec]BACKBONE_UPSAMPLING``:
 
 - BACKBONE: ``convnet``, ``resnet``, ``densenet``, ``convnext``, ``unet``
-  (see :mod:`dl4ds.models.backbones`);
+  (see :mod:`dl4ds.networks.backbones`);
 - UPSAMPLING: ``pin`` (interpolate the input to the fine grid, then run the
   backbone there), ``spc`` (sub-pixel convolution), ``rc`` (resize
   convolution) or ``dc`` (transposed convolution), the last three after a
@@ -20,7 +20,7 @@ Every network takes ``noise_channels`` (default 0, deterministic). With
 adversarial training and ensembles: n maps of standard normal noise join the
 backbone's input (on the coarse grid, or on the fine grid for ``pin``), and n
 fresh ones join the fine-resolution features in front of the output head (see
-:class:`dl4ds.models.blocks.NoiseInjection`). Noise is drawn in training and
+:class:`dl4ds.networks.blocks.NoiseInjection`). Noise is drawn in training and
 evaluation mode alike from torch's global generator, so repeated predictions
 differ and ``torch.manual_seed`` makes them repeatable.
 """
@@ -35,9 +35,8 @@ import torch
 from torch import nn
 
 from dl4ds.errors import ConfigError
-from dl4ds.interpolation import upsample
-from dl4ds.models.backbones import BACKBONES
-from dl4ds.models.blocks import (
+from dl4ds.networks.backbones import BACKBONES
+from dl4ds.networks.blocks import (
     OUTPUT_ACTIVATIONS,
     BlockOptions,
     GlobalSkip,
@@ -47,10 +46,11 @@ from dl4ds.models.blocks import (
     StaticBranch,
     check_choice,
 )
-from dl4ds.models.localized import LocalizedLinear
-from dl4ds.models.recurrent import ConvLSTM
-from dl4ds.models.registry import check_minimum, register_model
-from dl4ds.models.upsampling import UPSAMPLINGS, ResizeConvUpsampler, SubPixelUpsampler, TransposedConvUpsampler
+from dl4ds.networks.localized import LocalizedLinear
+from dl4ds.networks.recurrent import ConvLSTM
+from dl4ds.networks.registry import check_minimum, register_model
+from dl4ds.networks.upsampling import UPSAMPLINGS, ResizeConvUpsampler, SubPixelUpsampler, TransposedConvUpsampler
+from dl4ds.utils.interpolation import upsample
 
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
@@ -87,7 +87,7 @@ class DownscalingNetwork(nn.Module):
       fine features, the interpolated coarse targets are added (global skip),
       and an output activation bounds the result.
 
-    Build it through :func:`dl4ds.models.create` with a registered name;
+    Build it through :func:`dl4ds.networks.create` with a registered name;
     ``dl4ds models NAME`` lists the parameters, :class:`BlockOptions` and the
     README explain them.
     """

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dl4ds.errors import ConfigError
-from dl4ds.interpolation import upsample
-from dl4ds.models.random_fields import RandomFields
+from dl4ds.networks.random_fields import RandomFields
+from dl4ds.utils.interpolation import upsample
 
 # Zero padding, not replicate. Inputs are normalised, so a zero pad is the
 # climatological mean of each field, and the network can tell where the domain
@@ -172,7 +172,7 @@ class FieldDropout(nn.Module):
 
     Active in training mode, and also in evaluation mode when ``always_on``
     (Monte-Carlo dropout). Masks come from torch's global generator, or from
-    ``random_fields`` (a :class:`~dl4ds.models.random_fields.RandomFields`)
+    ``random_fields`` (a :class:`~dl4ds.networks.random_fields.RandomFields`)
     while inference sets one.
     """
 
@@ -213,7 +213,7 @@ class NoiseInjection(nn.Module):
     evaluation mode alike: a network holding it is a stochastic generator whose
     samples differ from call to call, and ``torch.manual_seed(s)`` before a
     forward pass makes a sample repeatable. While inference sets
-    ``random_fields`` (a :class:`~dl4ds.models.random_fields.RandomFields`),
+    ``random_fields`` (a :class:`~dl4ds.networks.random_fields.RandomFields`),
     the noise is tied to the input and the grid position instead. With
     ``channels = 0`` it returns its input unchanged and draws nothing.
     """

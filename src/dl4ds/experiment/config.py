@@ -1,0 +1,242 @@
+"""Experiment configuration: a YAML file validated into typed objects.
+
+Example (paths are relative to the YAML file; ``bundled:NAME`` opens bundled data)::
+
+    data:
+      target: {path: "bundled:era5_t2m_uk", variables: [t2m]}
+      static: {path: "bundled:uk_static", variables: [elevation, land_fraction]}
+      pairing: perfect_prog
+      scale: 4
+      train_period: ["2019-03-01", "2019-03-21"]
+      val_period: ["2019-03-22", "2019-03-24"]
+      test_period: ["2019-03-25", "2019-03-31"]
+    model: {name: resnet_spc}
+    training: {epochs: 30, batch_size: 16, loss: mae, lr_schedule: {name: cosine, warmup_epochs: 2}}
+    output_dir: runs/era5_uk
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dl4ds.errors import ConfigError
+from dl4ds.training.cgan import GANOptions
+from dl4ds.training.losses import create_loss
+from dl4ds.training.schedules import EarlyStopping, LRSchedule
+
+Period = tuple[str, str]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VariableSource(_Strict):
+    """Variables read from a NetCDF file, a Zarr store or a bundled dataset (``bundled:NAME``)."""
+
+    path: str
+    variables: list[str] | None = Field(default=None, description="variables to use; all data variables if omitted")
+
+
+class DataConfig(_Strict):
+    target: VariableSource
+    pairing: Literal["perfect_prog", "mos"] = "perfect_prog"
+    coarse: VariableSource | None = Field(default=None, description="MOS only: the coarse counterparts of the targets")
+    static: VariableSource | None = None
+    predictors: VariableSource | None = None
+    scale: int = Field(ge=2, description="integer refinement factor")
+    crop: bool = True
+    train_period: Period
+    val_period: Period | None = None
+    test_period: Period | None = None
+    patch_size: tuple[int, int] | None = Field(
+        default=None, description="fine cells (height, width); whole domain if omitted"
+    )
+    lazy: bool = Field(
+        default=False,
+        description="read the training period chunk by chunk (dl4ds.data.lazy) instead of loading it; needs patch_size",
+    )
+
+    @field_validator("train_period", "val_period", "test_period")
+    @classmethod
+    def _dates(cls, period: Period | None) -> Period | None:
+        if period is not None:
+            start, end = (pd.Timestamp(v) for v in period)
+            if end < start:
+                raise ValueError(f"period ends ({period[1]}) before it starts ({period[0]})")
+        return period
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataConfig:
+        if self.pairing == "mos" and self.coarse is None:
+            raise ValueError("pairing 'mos' needs a 'coarse' source (the coarse data paired with the target)")
+        if self.lazy and self.patch_size is None:
+            raise ValueError("lazy: true samples patches from the archive; set patch_size, e.g. [64, 64]")
+        if self.pairing == "perfect_prog" and self.coarse is not None:
+            raise ValueError(
+                "pairing 'perfect_prog' makes its coarse input from the target; remove 'coarse' or use pairing 'mos'"
+            )
+        periods = {name: getattr(self, name) for name in ("train_period", "val_period", "test_period")}
+        spans = {name: _span(p) for name, p in periods.items() if p is not None}
+        names = list(spans)
+        for i, first in enumerate(names):
+            for second in names[i + 1 :]:
+                (a0, a1), (b0, b1) = spans[first], spans[second]
+                if a0 < b1 and b0 < a1:
+                    raise ValueError(
+                        f"{first} {periods[first]} overlaps {second} {periods[second]}; periods must be disjoint"
+                    )
+        return self
+
+
+def _span(period: Period) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start, end) of a period whose end date, when given without a time, includes that whole day."""
+    start, end = pd.Timestamp(period[0]), pd.Timestamp(period[1])
+    if len(period[1]) <= 10:
+        end += pd.Timedelta(days=1)
+    return start, end
+
+
+class ModelConfig(_Strict):
+    name: str = Field(default="resnet_spc", description="registry name, see `dl4ds models`")
+    params: dict[str, Any] = Field(default_factory=dict, description="architecture parameters")
+    time_window: int | None = Field(
+        default=None,
+        ge=1,
+        description="consecutive time steps per sample; required by spatio-temporal (rec*) models only",
+    )
+
+
+class LossRegion(_Strict):
+    """The cells the training loss sees: where the static field ``variable`` lies in [min, max] (physical units)."""
+
+    variable: str = Field(description="a static field, e.g. land_fraction")
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> LossRegion:
+        if self.min is None and self.max is None:
+            raise ValueError(f"loss_region on {self.variable!r} needs min and/or max, e.g. min: 0.5")
+        return self
+
+
+class TrainingConfig(_Strict):
+    """The trainer and its options; see :class:`dl4ds.training.Trainer` and :class:`dl4ds.training.GANOptions`."""
+
+    trainer: Literal["supervised", "cgan"] = "supervised"
+    loss: str | dict[str, float] = Field(
+        default="mae", description="a loss name or weighted terms, e.g. {mae: 1, spectral: 0.1}"
+    )
+    learning_rate: float = Field(default=1e-3, gt=0)
+    epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    lr_schedule: LRSchedule = LRSchedule()
+    early_stopping: EarlyStopping | None = None
+    ensemble_size: int = Field(default=1, ge=1, description="generator samples per input in each step")
+    grad_clip: float | None = Field(default=None, gt=0)
+    ema_decay: float | None = Field(default=None, gt=0, lt=1)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    seed: int = 0
+    device: str = "cpu"
+    num_workers: int = Field(default=0, ge=0)
+    channels_last: bool = True
+    compile: bool = False
+    checkpoint_every: int = Field(default=1, ge=1)
+    tensorboard: bool = False
+    loss_region: LossRegion | None = None
+    area_weighted: bool = Field(default=False, description="weight the loss by cos(latitude)")
+    gan: GANOptions | None = Field(default=None, description="options of the cgan trainer")
+
+    @field_validator("lr_schedule", mode="before")
+    @classmethod
+    def _schedule_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, value: str | dict[str, float]) -> str | dict[str, float]:
+        try:
+            create_loss(value)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _gan_only_for_cgan(self) -> TrainingConfig:
+        if self.gan is not None and self.trainer != "cgan":
+            raise ValueError("a 'gan' section needs trainer: cgan; remove it or set trainer: cgan")
+        return self
+
+    def trainer_options(self) -> dict[str, Any]:
+        """Keyword arguments of the chosen trainer's constructor (without checkpoint_dir and progress)."""
+        options = self.model_dump(exclude={"trainer", "loss_region", "area_weighted", "gan"})
+        if self.trainer == "cgan":
+            options["gan"] = self.gan or GANOptions()
+        return options
+
+
+class EvaluationConfig(_Strict):
+    samples: int | None = Field(
+        default=None,
+        ge=1,
+        description="ensemble members per test input for stochastic networks; default 10 for them, 1 otherwise",
+    )
+
+
+class ExperimentConfig(_Strict):
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    output_dir: str = "runs/experiment"
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> ExperimentConfig:
+        """Read and validate a YAML file; relative paths are taken from the file's folder."""
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {error}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping with a 'data' section")
+        return cls.from_dict(raw, base_dir=path.parent)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], base_dir: str | os.PathLike[str] | None = None) -> ExperimentConfig:
+        """Validate a configuration mapping, raising :class:`ConfigError` with every problem listed."""
+        try:
+            config = cls.model_validate(raw)
+        except ValidationError as error:
+            problems = "\n".join(
+                f"  - {'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
+            )
+            raise ConfigError(f"invalid configuration:\n{problems}") from None
+        return config.resolve_paths(base_dir) if base_dir is not None else config
+
+    def resolve_paths(self, base_dir: str | os.PathLike[str]) -> ExperimentConfig:
+        """A copy whose relative file paths are made relative to ``base_dir``."""
+        base = Path(base_dir)
+
+        def resolve(source: VariableSource | None) -> VariableSource | None:
+            if source is None or source.path.startswith("bundled:") or Path(source.path).is_absolute():
+                return source
+            return source.model_copy(update={"path": str(base / source.path)})
+
+        data = self.data.model_copy(
+            update={name: resolve(getattr(self.data, name)) for name in ("target", "coarse", "static", "predictors")}
+        )
+        output = self.output_dir if Path(self.output_dir).is_absolute() else str(base / self.output_dir)
+        return self.model_copy(update={"data": data, "output_dir": output})
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
