@@ -39,7 +39,7 @@ from dl4ds.baselines import interpolate_to_fine
 from dl4ds.data import DownscalingDataset, Normalizer, PairedData
 from dl4ds.evaluation.metrics import compute_metrics
 from dl4ds.experiment import Experiment
-from dl4ds.experiment.config import TrainingConfig
+from dl4ds.training.options import TrainingOptions
 from dl4ds.experiment.demo import demo_config
 from dl4ds.inference.downscale import downscale
 from dl4ds.model import DownscalingModel
@@ -96,7 +96,7 @@ def train_and_verify(
     val: PairedData,
     normalizer: Normalizer,
     test: TestData,
-    settings: TrainingConfig,
+    settings: TrainingOptions,
     args: argparse.Namespace,
 ) -> Result:
     """Train ``name`` within the budget of ``args`` and score it on ``test``."""
@@ -107,7 +107,7 @@ def train_and_verify(
     val_set = DownscalingDataset(val, normalizer, time_window=window)
 
     def trainer(epochs: int) -> SupervisedTrainer:
-        return SupervisedTrainer(**settings.model_copy(update={"epochs": epochs}).model_dump(), progress=False)
+        return SupervisedTrainer(settings, epochs=epochs, progress=False)
 
     probe = trainer(1)
     probe.fit(copy.deepcopy(model), train_set, val_set)
@@ -123,7 +123,7 @@ def train_and_verify(
     return Result(name, sum(p.numel() for p in model.network.parameters()), epochs, seconds, rmse, test.bicubic_rmse)
 
 
-def markdown(results: list[Result], settings: TrainingConfig, args: argparse.Namespace) -> str:
+def markdown(results: list[Result], settings: TrainingOptions, args: argparse.Namespace) -> str:
     """The table with a paragraph on what was measured, how, on what machine, and how to regenerate it."""
     command = shlex.join(["python", "benchmarks/architecture_table.py", *sys.argv[1:]])
     lines = [

@@ -16,7 +16,7 @@ import torch
 from dl4ds import datasets
 from dl4ds.data import DownscalingDataset, Normalizer, PerfectProg
 from dl4ds.model import DownscalingModel
-from dl4ds.training import TRAINERS, Trainer
+from dl4ds.training import Trainer, TrainingOptions, create_trainer
 
 
 def train(output: Path, epochs: int, trainer_name: str = "supervised", resume: bool = False) -> Trainer:
@@ -31,17 +31,11 @@ def train(output: Path, epochs: int, trainer_name: str = "supervised", resume: b
     torch.manual_seed(0)
     params = {"n_filters": 8, "n_blocks": 1} | ({"noise_channels": 2} if trainer_name == "cgan" else {})
     model = DownscalingModel.build("resnet_spc", train_pairs, normalizer, params=params)
-    options = {"gan": {"adversarial_weight": 0.1}} if trainer_name == "cgan" else {}
-    trainer = TRAINERS[trainer_name](
-        epochs=epochs,
-        batch_size=8,
-        learning_rate=2e-3,
-        lr_schedule="constant",
-        seed=0,
-        progress=False,
-        checkpoint_dir=output,
-        **options,
+    gan = {"gan": {"adversarial_weight": 0.1}} if trainer_name == "cgan" else {}
+    options = TrainingOptions(
+        trainer=trainer_name, epochs=epochs, batch_size=8, learning_rate=2e-3, lr_schedule="constant", seed=0, **gan
     )
+    trainer = create_trainer(options, checkpoint_dir=output, progress=False)
     trainer.fit(
         model,
         DownscalingDataset(train_pairs, normalizer, patch_size=(16, 16), seed=0),

@@ -164,7 +164,7 @@ def test_spatio_temporal_checkpoint_keeps_the_window(temporal_model, week_pairs,
     model = temporal_model[0]
     save_checkpoint(tmp_path / "rec.pt", model)
     restored = load_model(tmp_path / "rec.pt")
-    assert restored.metadata.time_window == WINDOW and restored.temporal
+    assert restored.metadata.time_window == WINDOW and restored.capabilities.temporal
     coarse = week_pairs.input_dataset().isel(time=slice(0, 4))
     np.testing.assert_array_equal(downscale(restored, coarse)["t2m"].values, downscale(model, coarse)["t2m"].values)
 

@@ -19,7 +19,7 @@ from dl4ds.experiment import Experiment
 from dl4ds.experiment.config import ExperimentConfig
 from dl4ds.inference.downscale import downscale
 from dl4ds.model import DownscalingModel
-from dl4ds.training import CGANTrainer, SupervisedTrainer
+from dl4ds.training import CGANTrainer, SupervisedTrainer, create_trainer
 
 NOISY = {**SMALL_PARAMS, "noise_channels": 2}
 
@@ -151,10 +151,10 @@ def test_training_config_builds_every_option(tmp_path):
         gan={"adversarial_weight": 0.05, "r1_weight": 0.1},
     )
     config = ExperimentConfig.from_dict(raw)
-    options = config.training.trainer_options()
-    trainer = CGANTrainer(**options)
-    assert trainer.gan.adversarial_weight == 0.05 and trainer.lr_schedule.warmup_epochs == 1
-    assert trainer.early_stopping.patience == 3 and trainer.precision == "bf16"
+    trainer = create_trainer(config.training)
+    assert isinstance(trainer, CGANTrainer)
+    assert trainer.gan.adversarial_weight == 0.05 and trainer.options.lr_schedule.warmup_epochs == 1
+    assert trainer.options.early_stopping.patience == 3 and trainer.precision == "bf16"
     assert ExperimentConfig.from_dict(_config(tmp_path, lr_schedule="step")).training.lr_schedule.name == "step"
 
 

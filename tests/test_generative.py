@@ -178,7 +178,7 @@ def test_model_is_stochastic_with_noise_or_mc_dropout(week_pairs, normalizer, na
     model = DownscalingModel.build(
         name, week_pairs, normalizer, params={**small_params(name), **params}, time_window=time_window
     ).eval()
-    assert model.stochastic is stochastic
+    assert model.capabilities.stochastic is stochastic
     x = torch.randn(1, 2, 1, 8, 12) if time_window else torch.randn(1, 1, 8, 12)
     with torch.no_grad():
         assert torch.equal(model(x), model(x)) is not stochastic

@@ -9,7 +9,7 @@ import xarray as xr
 from dl4ds.data import Normalizer, PerfectProg
 from dl4ds.errors import ConfigError
 from dl4ds.inference import Downscaler, downscale
-from dl4ds.inference.tiling import AxisTiles, TileLayout, receptive_radius, size_multiple
+from dl4ds.inference.tiling import AxisTiles, TileLayout
 from dl4ds.model import DownscalingModel
 from dl4ds.networks.random_fields import RandomFields, hash32, item_keys
 
@@ -94,18 +94,20 @@ def test_receptive_radius_of_a_plain_convnet_is_its_depth(free_pairs):
     # cells = 2 coarse cells further
     shallow = build(free_pairs, "convnet_pin", n_filters=8, n_blocks=1, global_skip=False)
     deep = build(free_pairs, "convnet_pin", n_filters=8, n_blocks=9, global_skip=False)
-    assert receptive_radius(deep) - receptive_radius(shallow) == 2
+    assert deep.receptive_radius() - shallow.receptive_radius() == 2
 
 
 def test_channel_attention_has_no_bounded_radius(free_pairs):
     model = build(free_pairs, "resnet_spc", n_filters=8, n_blocks=1, attention=True)
-    assert receptive_radius(model) is None
+    assert model.receptive_radius() is None
 
 
 def test_unet_tiles_respect_its_poolings(free_pairs):
-    assert size_multiple(build(free_pairs, "unet_spc", n_filters=4, depth=2)) == 4
-    assert size_multiple(build(free_pairs, "unet_pin", n_filters=4, depth=3)) == 2  # runs on the x4 grid: 8 / 4
-    assert size_multiple(build(free_pairs, "resnet_spc", n_filters=4)) == 1
+    assert build(free_pairs, "unet_spc", n_filters=4, depth=2).capabilities.size_multiple == 4
+    assert (
+        build(free_pairs, "unet_pin", n_filters=4, depth=3).capabilities.size_multiple == 2
+    )  # runs on the x4 grid: 8 / 4
+    assert build(free_pairs, "resnet_spc", n_filters=4).capabilities.size_multiple == 1
 
 
 # --- tiled equals untiled ----------------------------------------------------------------------------------------

@@ -4,10 +4,77 @@ from __future__ import annotations
 
 import logging
 import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 import click
+from pydantic.fields import FieldInfo
 
 from dl4ds.errors import DL4DSError
+from dl4ds.inference.options import DownscaleOptions
+from dl4ds.utils.options import Options
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def option_fields(options: type[Options], *, exclude: Sequence[str] = ()) -> Callable[[Command], Command]:
+    """click options for the fields of ``options``: ``--field-name``, typed and documented by the field.
+
+    No default is given to click: an option left out arrives as None (or an
+    empty tuple) and is not passed on, so the field's own default applies; the
+    help shows it. Bounds are checked by ``options`` when the command builds it.
+    Booleans become ``--name/--no-name`` flags and ``dict[str, str]`` fields a
+    repeatable ``--name KEY=VALUE``.
+    """
+
+    def decorate(command: Command) -> Command:
+        for name, field in reversed(options.model_fields.items()):
+            if name not in exclude:
+                command = _click_option(name, field)(command)
+        return command
+
+    return decorate
+
+
+def _click_option(name: str, field: FieldInfo) -> Callable[[Command], Command]:
+    flag = "--" + name.replace("_", "-")
+    description = (field.description or "").rstrip(".")
+    default = field.get_default(call_default_factory=True)
+    shown = (
+        ""
+        if default in (None, {})
+        else f"  [default: {str(default).lower() if isinstance(default, bool) else default}]"
+    )
+    help_text = description[:1].upper() + description[1:] + "." + shown
+    kind = field.annotation
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+        kind = next(member for member in typing.get_args(kind) if member is not type(None))
+    if kind is bool:
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)
+    if typing.get_origin(kind) is dict:
+        return click.option(
+            flag, name, multiple=True, metavar="KEY=VALUE", callback=_key_values, help=help_text + " Repeatable."
+        )
+    if typing.get_origin(kind) is Literal:
+        return click.option(
+            flag, name, type=click.Choice([str(choice) for choice in typing.get_args(kind)]), help=help_text
+        )
+    if isinstance(kind, type) and issubclass(kind, int | float | str):
+        return click.option(flag, name, type=kind, help=help_text)
+    raise TypeError(f"no command-line form for the option {name!r} of type {field.annotation!r}")
+
+
+def _key_values(context: click.Context, parameter: click.Parameter, items: tuple[str, ...]) -> dict[str, str] | None:
+    """``("a=b", "c=d")`` as ``{"a": "b", "c": "d"}``; None when the option was not given."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=f"--{parameter.name}")
+        pairs[key] = value
+    return pairs or None
 
 
 class _Group(click.Group):
@@ -33,7 +100,7 @@ def main(quiet: bool) -> None:
 
 @main.command()
 @click.option("-o", "--output", "output", default="demo_output", show_default=True, type=click.Path(file_okay=False))
-@click.option("--epochs", type=click.IntRange(min=1), help="Override the number of training epochs.")
+@click.option("--epochs", type=int, help="Override the number of training epochs.")
 def demo(output: str, epochs: int | None) -> None:
     """Train on bundled ERA5 data, verify against bicubic, downscale GloSea4."""
     from dl4ds.experiment.demo import run_demo
@@ -46,7 +113,7 @@ def demo(output: str, epochs: int | None) -> None:
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False), help="Override output_dir of the config.")
-@click.option("--epochs", type=click.IntRange(min=1), help="Override training.epochs of the config.")
+@click.option("--epochs", type=int, help="Override training.epochs of the config.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in the output directory.")
 def train(config: str, output_dir: str | None, epochs: int | None, resume: bool) -> None:
     """Train a model as described by the YAML file CONFIG.
@@ -60,12 +127,8 @@ def train(config: str, output_dir: str | None, epochs: int | None, resume: bool)
     from dl4ds.training.distributed import is_main_process, shutdown
 
     experiment_config = ExperimentConfig.from_yaml(config)
-    updates = {}
-    if output_dir is not None:
-        updates["output_dir"] = output_dir
-    if epochs is not None:
-        updates["training"] = experiment_config.training.model_copy(update={"epochs": epochs})
-    experiment_config = experiment_config.model_copy(update=updates)
+    overrides = {"output_dir": output_dir, "training.epochs": epochs}
+    experiment_config = experiment_config.with_values({k: v for k, v in overrides.items() if v is not None})
     experiment = Experiment(experiment_config)
     try:
         result = experiment.run(resume=resume, progress=sys.stderr.isatty())
@@ -82,52 +145,9 @@ def train(config: str, output_dir: str | None, epochs: int | None, resume: bool)
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="NetCDF file or Zarr store (.zarr) to write.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["netcdf", "zarr"]),
-    help="Output format  [default: zarr for a .zarr path, else netcdf]",
-)
-@click.option(
-    "--tile-size", type=click.IntRange(min=1), help="Largest tile, in coarse input cells  [default: no tiling]"
-)
-@click.option(
-    "--overlap",
-    type=click.IntRange(min=0),
-    help="Coarse cells shared by neighbouring tiles  [default: enough for tiled = untiled]",
-)
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Tiles per forward pass.")
-@click.option(
-    "--samples",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Ensemble members per input for a stochastic model (a 'sample' dim, plus mean and spread).",
-)
-@click.option("--seed", type=int, help="Seed for the samples, so that a rerun draws the same ones.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:N, mps.")
-@click.option("--rename", multiple=True, metavar="NAME=MODEL_NAME", help="Map an input variable to a model variable.")
-@click.option("--regrid", is_flag=True, help="Interpolate input that is not on the model's coarse grid onto it.")
-@click.option("--time-dim", help="Dim a spatio-temporal model runs along  [default: time, else a lead-time dim]")
-@click.option("--chunk-size", type=click.IntRange(min=1), help="Time steps x members per block and output chunk.")
+@option_fields(DownscaleOptions, exclude=("progress",))
 @click.option("--progress/--no-progress", default=None, help="Progress bar  [default: when stderr is a terminal]")
-def downscale(
-    checkpoint: str,
-    input_path: str,
-    output: str,
-    output_format: str | None,
-    tile_size: int | None,
-    overlap: int | None,
-    batch_size: int,
-    samples: int,
-    seed: int | None,
-    device: str,
-    rename: tuple[str, ...],
-    regrid: bool,
-    time_dim: str | None,
-    chunk_size: int | None,
-    progress: bool | None,
-) -> None:
+def downscale(checkpoint: str, input_path: str, output: str, progress: bool | None, **options: Any) -> None:
     """Downscale the coarse data in INPUT (NetCDF or Zarr) with the model in CHECKPOINT.
 
     The input is read lazily and the output written block by block (one
@@ -137,27 +157,9 @@ def downscale(
     from dl4ds.inference.downscale import Downscaler
     from dl4ds.io import open_data
 
-    mapping = {}
-    for item in rename:
-        name, sep, model_name = item.partition("=")
-        if not sep or not name or not model_name:
-            raise click.BadParameter(f"{item!r} is not NAME=MODEL_NAME", param_hint="--rename")
-        mapping[name] = model_name
-    downscaler = Downscaler(
-        checkpoint,
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        samples=samples,
-        seed=seed,
-        device=device,
-        regrid=regrid,
-        rename=mapping,
-        time_dim=time_dim,
-        chunk_size=chunk_size,
-        progress=sys.stderr.isatty() if progress is None else progress,
-    )
-    result = downscaler.write(open_data(input_path), output, format=output_format)  # type: ignore[arg-type]
+    given = {name: value for name, value in options.items() if value is not None}
+    downscaler = Downscaler(checkpoint, progress=sys.stderr.isatty() if progress is None else progress, **given)
+    result = downscaler.write(open_data(input_path), output)
     dims = ", ".join(f"{d}: {n}" for d, n in result.sizes.items())
     click.echo(f"wrote {output} ({dims}; variables {', '.join(map(str, result.data_vars))})")
 

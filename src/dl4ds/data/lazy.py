@@ -73,10 +73,10 @@ import torch
 import xarray as xr
 from torch.utils.data import IterableDataset, get_worker_info
 
-from dl4ds.data.fields import block_average, crop_to_multiple, select_field
+from dl4ds.data.fields import block_average
 from dl4ds.data.grid import Grid
 from dl4ds.data.normalization import ChannelStats, Normalizer
-from dl4ds.data.pairing import fine_static
+from dl4ds.data.pairing import fine_static, target_field
 from dl4ds.data.torch_dataset import Sample
 from dl4ds.errors import ConfigError, DataError
 
@@ -372,30 +372,17 @@ def fit_lazy_normalizer(
 
 
 def lazy_target(target: XarrayInput, variables: Sequence[str] | None, scale: int, crop: bool) -> xr.DataArray:
-    """The (time, variable, lat, lon) float32 target as ``PerfectProg`` prepares it, still lazy.
+    """The (time, variable, lat, lon) float32 target as ``PerfectProg`` prepares it (:func:`target_field`), still lazy.
 
-    Like the pairing's preparation (standardized coordinates, centred crop to a
-    multiple of ``scale``) but without its all-NaN checks, which would read the
-    whole archive; :func:`fit_lazy_normalizer` makes them instead.
+    The all-NaN checks of the pairing would read the whole archive;
+    :func:`fit_lazy_normalizer` makes them instead.
     """
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 2:
-        raise ConfigError(f"scale must be an integer >= 2, got {scale!r}")
-    field = select_field(target, variables, role="target")
+    field, _ = target_field(target, variables, scale, crop)
     if field.chunks is None:
         raise DataError(
             "the target is not backed by dask, so it cannot be read lazily chunk by chunk; open it with "
             "dl4ds.io.open_data, xr.open_zarr or xr.open_dataset(path, chunks={}) (or .chunk() it), or use "
             "DownscalingDataset for data that fits in memory"
-        )
-    _ = Grid.of(field).spacing  # raises for irregular grids
-    if crop:
-        field, report = crop_to_multiple(field, scale)
-        if report:
-            logger.warning(report)
-    elif field.sizes["lat"] % scale or field.sizes["lon"] % scale:
-        raise DataError(
-            f"the target grid is {field.sizes['lat']} x {field.sizes['lon']} cells, not divisible by scale "
-            f"{scale}; use crop=True or subset the data to a multiple of the scale"
         )
     return field
 

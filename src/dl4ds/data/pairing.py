@@ -25,6 +25,7 @@ from dl4ds.data.fields import block_average, crop_to_multiple, select_field, var
 from dl4ds.data.grid import Grid, align_longitudes
 from dl4ds.data.regrid import regrid
 from dl4ds.errors import ConfigError, DataError
+from dl4ds.utils.options import check_scale
 
 logger = logging.getLogger(__name__)
 
@@ -152,18 +153,19 @@ def _coarse_predictors(
     return field, variable_attributes(predictors, names, role="predictor"), [note]
 
 
-def _prepare_target(
+def target_field(
     target: XarrayInput, variables: Sequence[str] | None, scale: int, crop: bool
 ) -> tuple[xr.DataArray, list[str]]:
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 2:
-        raise ConfigError(f"scale must be an integer >= 2, got {scale!r}")
+    """The (time, variable, lat, lon) float32 target on a grid divisible by ``scale``, and notes on what was done.
+
+    Coordinates are standardized and the grid checked to be regular; with
+    ``crop`` it is cropped (centred) to a multiple of ``scale``, else a grid
+    not divisible by it is refused. The values are not read, so a lazy
+    (dask) target stays lazy: see :func:`check_target_values` for the checks
+    that read them.
+    """
+    scale = check_scale(scale)
     field = select_field(target, variables, role="target")
-    valid = field.notnull()
-    if not bool(valid.any()):
-        raise DataError("the target data is entirely NaN; check the variable and the time range")
-    all_nan = [str(v) for v in field["variable"].values if not bool(valid.sel(variable=v).any())]
-    if all_nan:
-        raise DataError(f"the target variable(s) {all_nan} are entirely NaN; check the data")
     _ = Grid.of(field).spacing  # raises for irregular grids
     notes = []
     if crop:
@@ -177,6 +179,24 @@ def _prepare_target(
             f"{scale}; enable cropping (crop=True, or `crop: true` in the config) or subset the data to a "
             "multiple of the scale"
         )
+    return field, notes
+
+
+def check_target_values(field: xr.DataArray) -> None:
+    """Raise DataError when the target, or one of its variables, is entirely NaN."""
+    valid = field.notnull()
+    if not bool(valid.any()):
+        raise DataError("the target data is entirely NaN; check the variable and the time range")
+    all_nan = [str(v) for v in field["variable"].values if not bool(valid.sel(variable=v).any())]
+    if all_nan:
+        raise DataError(f"the target variable(s) {all_nan} are entirely NaN; check the data")
+
+
+def _prepare_target(
+    target: XarrayInput, variables: Sequence[str] | None, scale: int, crop: bool
+) -> tuple[xr.DataArray, list[str]]:
+    field, notes = target_field(target, variables, scale, crop)
+    check_target_values(field)
     return field, notes
 
 

@@ -18,39 +18,35 @@ Example (paths are relative to the YAML file; ``bundled:NAME`` opens bundled dat
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dl4ds.errors import ConfigError
-from dl4ds.training.cgan import GANOptions
-from dl4ds.training.losses import create_loss
-from dl4ds.training.schedules import EarlyStopping, LRSchedule
+from dl4ds.training.options import TrainingOptions
+from dl4ds.utils.options import Options, Scale, problems
 
 Period = tuple[str, str]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class VariableSource(_Strict):
+class VariableSource(Options):
     """Variables read from a NetCDF file, a Zarr store or a bundled dataset (``bundled:NAME``)."""
 
     path: str
     variables: list[str] | None = Field(default=None, description="variables to use; all data variables if omitted")
 
 
-class DataConfig(_Strict):
+class DataConfig(Options):
     target: VariableSource
     pairing: Literal["perfect_prog", "mos"] = "perfect_prog"
     coarse: VariableSource | None = Field(default=None, description="MOS only: the coarse counterparts of the targets")
     static: VariableSource | None = None
     predictors: VariableSource | None = None
-    scale: int = Field(ge=2, description="integer refinement factor")
+    scale: Scale = Field(description="integer refinement factor from the coarse to the fine grid (>= 2)")
     crop: bool = True
     train_period: Period
     val_period: Period | None = None
@@ -103,7 +99,7 @@ def _span(period: Period) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, end
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Options):
     name: str = Field(default="resnet_spc", description="registry name, see `dl4ds models`")
     params: dict[str, Any] = Field(default_factory=dict, description="architecture parameters")
     time_window: int | None = Field(
@@ -113,76 +109,7 @@ class ModelConfig(_Strict):
     )
 
 
-class LossRegion(_Strict):
-    """The cells the training loss sees: where the static field ``variable`` lies in [min, max] (physical units)."""
-
-    variable: str = Field(description="a static field, e.g. land_fraction")
-    min: float | None = None
-    max: float | None = None
-
-    @model_validator(mode="after")
-    def _bounded(self) -> LossRegion:
-        if self.min is None and self.max is None:
-            raise ValueError(f"loss_region on {self.variable!r} needs min and/or max, e.g. min: 0.5")
-        return self
-
-
-class TrainingConfig(_Strict):
-    """The trainer and its options; see :class:`dl4ds.training.Trainer` and :class:`dl4ds.training.GANOptions`."""
-
-    trainer: Literal["supervised", "cgan"] = "supervised"
-    loss: str | dict[str, float] = Field(
-        default="mae", description="a loss name or weighted terms, e.g. {mae: 1, spectral: 0.1}"
-    )
-    learning_rate: float = Field(default=1e-3, gt=0)
-    epochs: int = Field(default=30, ge=1)
-    batch_size: int = Field(default=16, ge=1)
-    lr_schedule: LRSchedule = LRSchedule()
-    early_stopping: EarlyStopping | None = None
-    ensemble_size: int = Field(default=1, ge=1, description="generator samples per input in each step")
-    grad_clip: float | None = Field(default=None, gt=0)
-    ema_decay: float | None = Field(default=None, gt=0, lt=1)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    seed: int = 0
-    device: str = "cpu"
-    num_workers: int = Field(default=0, ge=0)
-    channels_last: bool = True
-    compile: bool = False
-    checkpoint_every: int = Field(default=1, ge=1)
-    tensorboard: bool = False
-    loss_region: LossRegion | None = None
-    area_weighted: bool = Field(default=False, description="weight the loss by cos(latitude)")
-    gan: GANOptions | None = Field(default=None, description="options of the cgan trainer")
-
-    @field_validator("lr_schedule", mode="before")
-    @classmethod
-    def _schedule_name(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
-
-    @field_validator("loss")
-    @classmethod
-    def _known_loss(cls, value: str | dict[str, float]) -> str | dict[str, float]:
-        try:
-            create_loss(value)
-        except ConfigError as error:
-            raise ValueError(str(error)) from None
-        return value
-
-    @model_validator(mode="after")
-    def _gan_only_for_cgan(self) -> TrainingConfig:
-        if self.gan is not None and self.trainer != "cgan":
-            raise ValueError("a 'gan' section needs trainer: cgan; remove it or set trainer: cgan")
-        return self
-
-    def trainer_options(self) -> dict[str, Any]:
-        """Keyword arguments of the chosen trainer's constructor (without checkpoint_dir and progress)."""
-        options = self.model_dump(exclude={"trainer", "loss_region", "area_weighted", "gan"})
-        if self.trainer == "cgan":
-            options["gan"] = self.gan or GANOptions()
-        return options
-
-
-class EvaluationConfig(_Strict):
+class EvaluationConfig(Options):
     samples: int | None = Field(
         default=None,
         ge=1,
@@ -190,10 +117,10 @@ class EvaluationConfig(_Strict):
     )
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(Options):
     data: DataConfig
     model: ModelConfig = ModelConfig()
-    training: TrainingConfig = TrainingConfig()
+    training: TrainingOptions = TrainingOptions()
     evaluation: EvaluationConfig = EvaluationConfig()
     output_dir: str = "runs/experiment"
 
@@ -217,11 +144,28 @@ class ExperimentConfig(_Strict):
         try:
             config = cls.model_validate(raw)
         except ValidationError as error:
-            problems = "\n".join(
-                f"  - {'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
-            )
-            raise ConfigError(f"invalid configuration:\n{problems}") from None
+            listed = "\n".join(f"  - {problem}" for problem in problems(error, "config", cls))
+            raise ConfigError(f"invalid configuration:\n{listed}") from None
         return config.resolve_paths(base_dir) if base_dir is not None else config
+
+    def with_values(self, values: Mapping[str, Any]) -> ExperimentConfig:
+        """A validated copy with the fields named by dotted paths replaced, e.g. ``{"training.epochs": 5}``.
+
+        Raises:
+            ConfigError: a path that names no field, or a value that fails validation.
+        """
+        raw = self.to_dict()
+        for path, value in values.items():
+            *parents, leaf = path.split(".")
+            section = raw
+            for key in parents:
+                if section.get(key) is None:
+                    section[key] = {}
+                section = section[key]
+                if not isinstance(section, dict):
+                    raise ConfigError(f"{path!r} names no field of the configuration: {key!r} is not a section")
+            section[leaf] = value
+        return ExperimentConfig.from_dict(raw)
 
     def resolve_paths(self, base_dir: str | os.PathLike[str]) -> ExperimentConfig:
         """A copy whose relative file paths are made relative to ``base_dir``."""

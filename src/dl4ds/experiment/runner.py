@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
+from torch.utils.data import Dataset
 
 from dl4ds.baselines import list_baselines
 from dl4ds.data.grid import standardize
@@ -25,7 +28,7 @@ from dl4ds.experiment.config import ExperimentConfig
 from dl4ds.inference.downscale import downscale
 from dl4ds.io import open_data, write_netcdf
 from dl4ds.model import DownscalingModel, read_checkpoint
-from dl4ds.training import TRAINERS
+from dl4ds.training import create_trainer
 from dl4ds.training.trainer import BEST_CHECKPOINT
 from dl4ds.utils.atomic import atomic_path
 
@@ -42,6 +45,26 @@ class ExperimentResult:
     model: DownscalingModel
     output_dir: Path
     metrics: dict[str, dict[str, float]] | None
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The data of a run.
+
+    Attributes:
+        reference: pairs the model is built on (grid, static fields, cells without truth).
+        normalizer: statistics fitted on the training period.
+        train: the training pairs, or None when they are read lazily (never loaded).
+        val, test: the pairs of the validation and test periods, if configured.
+        train_set: the training samples for the given (H, W) loss weights per fine cell.
+    """
+
+    reference: PairedData
+    normalizer: Normalizer
+    train: PairedData | None
+    val: PairedData | None
+    test: PairedData | None
+    train_set: Callable[[np.ndarray | None], Dataset]
 
 
 class Experiment:
@@ -110,116 +133,108 @@ class Experiment:
         return PerfectProg(data.scale, crop=data.crop).pair(target, **common)
 
     def run(self, *, resume: bool = False, progress: bool = True) -> ExperimentResult:
-        data_config = self.config.data
+        """Pair the data, train the model and, with a test period, verify it; returns the model and headline scores."""
         training = self.config.training
-        if data_config.lazy:
-            lazy_target, pairing = self._lazy_source()
-            normalizer = fit_lazy_normalizer(lazy_target, **pairing)
-            reference = self._reference_pairs()
-            train = None  # never loaded: baselines that need fitting are left out of the verification
-            val = None if data_config.val_period is None else self.pair(data_config.val_period)
-            test = None if data_config.test_period is None else self.pair(data_config.test_period)
-        else:
-            paired = self.pair()
-            train = paired.select_time(*data_config.train_period, role="train_period")
-            val = (
-                None
-                if data_config.val_period is None
-                else paired.select_time(*data_config.val_period, role="val_period")
-            )
-            test = (
-                None
-                if data_config.test_period is None
-                else paired.select_time(*data_config.test_period, role="test_period")
-            )
-            normalizer = Normalizer.fit(train)
-            reference = train
         model_config = self.config.model
+        data = self.training_data()
         torch.manual_seed(training.seed)  # the weights' initialisation, so a seed gives the same run in any process
         model = DownscalingModel.build(
             model_config.name,
-            reference,
-            normalizer,
+            data.reference,
+            data.normalizer,
             params=model_config.params,
             config=self.config.to_dict(),
             time_window=model_config.time_window,
         )
-        trainer = TRAINERS[training.trainer](
-            **training.trainer_options(), checkpoint_dir=self.output_dir / "checkpoints", progress=progress
-        )
+        trainer = create_trainer(training, checkpoint_dir=self.output_dir / "checkpoints", progress=progress)
         region = training.loss_region
         weights = cell_weights(
-            reference,
+            data.reference,
             region=None if region is None else region.variable,
             region_min=None if region is None else region.min,
             region_max=None if region is None else region.max,
             area_weighted=training.area_weighted,
         )
-        window = model_config.time_window
-        if data_config.lazy:
-            train_data = LazyPatchDataset(
-                lazy_target,
-                normalizer,
-                patch_size=data_config.patch_size,  # type: ignore[arg-type]
-                cell_weights=weights,
-                seed=training.seed,
-                **pairing,
-            )
-        else:
-            train_data = DownscalingDataset(
-                train, normalizer, data_config.patch_size, window, cell_weights=weights, seed=training.seed
+        train_set = data.train_set(weights)
+        val_set = None
+        if data.val is not None:
+            val_set = DownscalingDataset(
+                data.val, data.normalizer, time_window=model_config.time_window, cell_weights=weights
             )
         logger.info(
             "training %s (%d parameters) on %d samples per epoch, validating on %d",
-            self.config.model.name,
+            model_config.name,
             sum(p.numel() for p in model.parameters()),
-            len(train_data),
-            0 if val is None else val.target.sizes["time"],
+            len(train_set),  # type: ignore[arg-type]
+            0 if data.val is None else data.val.target.sizes["time"],
         )
-        trainer.fit(
-            model,
-            train_data,
-            None if val is None else DownscalingDataset(val, normalizer, time_window=window, cell_weights=weights),
-            resume=resume,
-        )
+        trainer.fit(model, train_set, val_set, resume=resume)
         if not trainer.distributed.is_main:  # rank 0 verifies and writes the outputs
             return ExperimentResult(model=model, output_dir=self.output_dir, metrics=None)
-        samples = self.config.evaluation.samples or (DEFAULT_SAMPLES if model.stochastic else 1)
-        metrics = (
-            None
-            if test is None
-            else verify_model(model, test, self.output_dir, train, samples=samples, seed=training.seed)
-        )
+        samples = self.config.evaluation.samples or (DEFAULT_SAMPLES if model.capabilities.stochastic else 1)
+        metrics = None
+        if data.test is not None:
+            metrics = verify_model(model, data.test, self.output_dir, data.train, samples=samples, seed=training.seed)
         return ExperimentResult(model=model, output_dir=self.output_dir, metrics=metrics)
 
-    def _lazy_source(self) -> tuple[xr.Dataset, dict[str, Any]]:
-        """For ``data.lazy``: the training period of the target, opened lazily, and the PerfectProg pairing options
-        (scale, variables, static fields, crop) that the lazy normaliser and dataset share."""
+    def training_data(self) -> TrainingData:
+        """The run's data, in memory or (``data.lazy``) read chunk by chunk from the archive: decided here, once."""
+        return self._lazy_data() if self.config.data.lazy else self._in_memory_data()
+
+    def _in_memory_data(self) -> TrainingData:
+        data = self.config.data
+        paired = self.pair()
+        train = paired.select_time(*data.train_period, role="train_period")
+        val = None if data.val_period is None else paired.select_time(*data.val_period, role="val_period")
+        test = None if data.test_period is None else paired.select_time(*data.test_period, role="test_period")
+        normalizer = Normalizer.fit(train)
+        seed = self.config.training.seed
+
+        def train_set(weights: np.ndarray | None) -> Dataset:
+            return DownscalingDataset(
+                train, normalizer, data.patch_size, self.config.model.time_window, cell_weights=weights, seed=seed
+            )
+
+        return TrainingData(train, normalizer, train, val, test, train_set)
+
+    def _lazy_data(self) -> TrainingData:
+        """The training period read chunk by chunk (never loaded), with the PerfectProg pairing of :meth:`pair`.
+
+        The model is built on small pairs, the validation period or the first
+        day of training: they give the grid and static fields, and cells
+        without truth there are taken to have none in training. The baselines
+        that learn are left out of the verification, since the training period
+        is never loaded.
+        """
         data = self.config.data
         if data.pairing != "perfect_prog" or data.predictors is not None or self.config.model.time_window is not None:
             raise ConfigError(
                 "data.lazy reads the training period chunk by chunk with PerfectProg pairing only, without predictors and "
                 "for spatial networks; use pairing perfect_prog without predictors and time_window, or set lazy: false"
             )
+        if data.patch_size is None:  # the config requires it with lazy: true
+            raise ConfigError("data.lazy samples patches from the archive; set data.patch_size, e.g. [64, 64]")
         target = standardize(open_data(data.target.path)).sel(time=slice(*data.train_period))
-        pairing = {
+        pairing: dict[str, Any] = {
             "scale": data.scale,
             "variables": data.target.variables,
             "static": None if data.static is None else open_data(data.static.path),
             "static_variables": None if data.static is None else data.static.variables,
             "crop": data.crop,
         }
-        return target, pairing
-
-    def _reference_pairs(self) -> PairedData:
-        """For ``data.lazy``: the small pairs the model is built on, the validation period or the first day of training.
-
-        They give the grid and static fields; cells without truth there are
-        taken to have none in training.
-        """
-        data = self.config.data
+        normalizer = fit_lazy_normalizer(target, **pairing)
+        val = None if data.val_period is None else self.pair(data.val_period)
         first_day = str(pd.Timestamp(data.train_period[0]).date())
-        return self.pair(data.val_period or (data.train_period[0], first_day))
+        reference = val if val is not None else self.pair((data.train_period[0], first_day))
+        test = None if data.test_period is None else self.pair(data.test_period)
+        patch_size, seed = data.patch_size, self.config.training.seed
+
+        def train_set(weights: np.ndarray | None) -> Dataset:
+            return LazyPatchDataset(
+                target, normalizer, patch_size=patch_size, cell_weights=weights, seed=seed, **pairing
+            )
+
+        return TrainingData(reference, normalizer, None, val, test, train_set)
 
     @property
     def best_checkpoint(self) -> Path:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import dask
 import dask.array as da
@@ -36,8 +36,9 @@ from dl4ds.data.fields import as_dataset, check_variables
 from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, coordinate_names, latitude_descending, standardize
 from dl4ds.data.regrid import regrid as regrid_field
 from dl4ds.errors import ConfigError, DataError
+from dl4ds.inference.options import DownscaleOptions, OutputFormat
 from dl4ds.inference.predictor import TilePredictor
-from dl4ds.inference.tiling import TileLayout, default_overlap, size_multiple
+from dl4ds.inference.tiling import TileLayout, default_overlap
 from dl4ds.io import write_netcdf, write_zarr
 from dl4ds.model import DownscalingModel, ModelMetadata
 from dl4ds.model.checkpoint import load_model
@@ -45,7 +46,6 @@ from dl4ds.networks.random_fields import item_keys
 
 logger = logging.getLogger(__name__)
 
-OutputFormat = Literal["netcdf", "zarr"]
 LEAD_DIMS = ("lead_time", "leadtime", "step", "forecastMonth", "forecast_period", "lead")
 BLOCK_BYTES = 32 * 2**20  # fine output per block (and per output chunk), before the sample dim
 _BLOCK_PREFIX = "dl4ds-downscale-"
@@ -91,86 +91,42 @@ class Downscaler:
 
     Args:
         model: a trained model or the path of its checkpoint.
-        tile_size: largest tile, in cells of the coarse input grid; None runs
-            the whole domain at once. Tiles are spread evenly and blended with
-            smooth weights.
-        overlap: coarse cells shared by neighbouring tiles. None takes the
-            overlap that makes the tiled result equal the untiled one (twice
-            the network's receptive radius plus 2 for the blend).
-        batch_size: tiles per forward pass.
-        samples: for a stochastic model (``noise_channels`` or Monte-Carlo
-            dropout), ensemble members drawn per input: a leading ``sample``
-            dim, plus ``<name>_mean`` and ``<name>_spread`` (standard deviation,
-            ddof=1) over it. 1 gives one draw and no extra dim.
-        seed: seeds the draws: the same seed gives the same samples,
-            whatever the tiling, batch and chunk sizes. None draws a seed from
-            torch's global generator.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-        regrid: interpolate (bilinearly) input that is not on the model's
-            coarse grid onto it; without it such input is an error.
-        rename: maps input variable names to the model's, e.g. ``{"ts": "t2m"}``.
-        time_dim: the dim a spatio-temporal network runs its windows along;
-            None picks ``time`` or, without one, a lead-time dim (``step``,
-            ``lead_time``, ``forecastMonth``...).
-        chunk_size: time steps x members per block and per output chunk; None
-            keeps each block's fine output near 32 MiB.
-        progress: show a progress bar over the blocks.
+        options: the :class:`~dl4ds.inference.options.DownscaleOptions` (tile
+            size, overlap, batch size, samples, seed, device, regrid, rename,
+            time dim, chunk size, format, progress), or a mapping of them.
+        **overrides: single options, e.g. ``tile_size=256``, replacing those of ``options``.
+
+    Raises:
+        ConfigError: invalid options, or options the model cannot honour
+            (samples > 1 on a deterministic model, tiles smaller than a U-Net's
+            size multiple, a device this machine lacks).
     """
 
     def __init__(
         self,
         model: DownscalingModel | str | os.PathLike[str],
-        *,
-        tile_size: int | None = None,
-        overlap: int | None = None,
-        batch_size: int = 16,
-        samples: int = 1,
-        seed: int | None = None,
-        device: str = "cpu",
-        regrid: bool = False,
-        rename: Mapping[str, str] | None = None,
-        time_dim: str | None = None,
-        chunk_size: int | None = None,
-        progress: bool = False,
+        options: DownscaleOptions | Mapping[str, Any] | None = None,
+        **overrides: Any,
     ) -> None:
         self.model = model if isinstance(model, DownscalingModel) else load_model(model)
+        self.options = DownscaleOptions.parse(options or {}, "downscaling options").updated(
+            "downscaling options", **overrides
+        )
         meta = self.model.metadata
-        for name, value, least in (
-            ("batch_size", batch_size, 1),
-            ("samples", samples, 1),
-            ("chunk_size", chunk_size, 1),
-            ("tile_size", tile_size, 1),
-            ("overlap", overlap, 0),
-        ):
-            if value is not None and value < least:
-                raise ConfigError(f"{name}={value} must be at least {least}")
-        if samples > 1 and not self.model.stochastic:
+        samples, tile_size = self.options.samples, self.options.tile_size
+        if samples > 1 and not self.model.capabilities.stochastic:
             raise ConfigError(
                 f"samples={samples} asks for an ensemble, but the model {meta.architecture!r} is deterministic and "
                 "would repeat one field; train it with noise_channels (e.g. trainer cgan) or mc_dropout, or use samples=1"
             )
-        self.multiple = size_multiple(self.model)
+        self.multiple = self.model.capabilities.size_multiple
         if tile_size is not None and tile_size < self.multiple:
             raise ConfigError(
                 f"tile_size={tile_size} is smaller than {self.multiple}, the size multiple of the U-Net of "
                 f"{meta.architecture!r}; use a multiple of {self.multiple}"
             )
-        if tile_size is not None and overlap is not None and overlap >= tile_size:
-            raise ConfigError(
-                f"overlap={overlap} must be smaller than tile_size={tile_size} (both in coarse cells); "
-                "use a smaller overlap or larger tiles"
-            )
         self.tile_size = None if tile_size is None else tile_size - tile_size % self.multiple
-        self.overlap = overlap
-        self.batch_size = batch_size
-        self.samples = samples
-        self.seed = seed
-        self.device = _torch_device(device)
-        self.regrid = regrid
-        self.rename = dict(rename or {})
-        self.time_dim = time_dim
-        self.chunk_size = chunk_size
-        self.progress = progress
+        self.device = _torch_device(self.options.device)
 
     def predict(self, coarse: xr.Dataset | xr.DataArray) -> xr.Dataset:
         """The downscaled fields as a lazy (dask) Dataset; nothing runs until it is computed or written.
@@ -196,7 +152,7 @@ class Downscaler:
     def downscale(self, coarse: xr.Dataset | xr.DataArray) -> xr.Dataset:
         """The downscaled fields in memory (see :meth:`predict` for the layout)."""
         result, blocks = self._lazy(coarse)
-        with _BlockProgress(blocks, self.progress):
+        with _BlockProgress(blocks, self.options.progress):
             return result.compute()
 
     def write(
@@ -213,11 +169,11 @@ class Downscaler:
         Returns:
             The lazy result that was written (its sizes and coordinates).
         """
-        format = format or ("zarr" if Path(path).suffix == ".zarr" else "netcdf")
+        format = format or self.options.format or ("zarr" if Path(path).suffix == ".zarr" else "netcdf")
         if format not in ("netcdf", "zarr"):
             raise ConfigError(f"output format {format!r} is not supported; choose 'netcdf' or 'zarr'")
         result, blocks = self._lazy(coarse)
-        with _BlockProgress(blocks, self.progress):
+        with _BlockProgress(blocks, self.options.progress):
             (write_zarr if format == "zarr" else write_netcdf)(result, path)
         return result
 
@@ -228,9 +184,9 @@ class Downscaler:
         fine_grid = source.grid.refine(meta.scale)
         chunks = self._chunks(source, fine_grid)
         predictor = self._predictor(source.grid)
-        seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, ()).item())
+        seed = self.options.seed if self.options.seed is not None else int(torch.randint(0, 2**62, ()).item())
         name = f"{_BLOCK_PREFIX}{uuid.uuid4().hex}"
-        ensemble = self.samples > 1
+        ensemble = self.options.samples > 1
         graph = {}
         starts = [np.cumsum((0, *chunk)) for chunk in chunks]  # block boundaries along each leading dim
         for block in np.ndindex(*(len(c) for c in chunks)):
@@ -238,27 +194,27 @@ class Downscaler:
                 dim: slice(int(bounds[index]), int(bounds[index + 1]))
                 for dim, bounds, index in zip(source.dims, starts, block)
             }
-            for sample in range(self.samples):
+            for sample in range(self.options.samples):
                 key = (name, sample, *block, 0, 0, 0) if ensemble else (name, *block, 0, 0, 0)
                 graph[key] = (partial(_predict_block, source, predictor, slices, sample, seed, ensemble),)
         all_chunks = (*chunks, (len(meta.target_variables),), *((size,) for size in fine_grid.shape))
         if ensemble:
-            all_chunks = ((1,) * self.samples, *all_chunks)
+            all_chunks = ((1,) * self.options.samples, *all_chunks)
         fields = da.Array(
             HighLevelGraph.from_collections(name, graph, dependencies=()), name, all_chunks, dtype=np.float32
         )
-        return _output_dataset(fields, source, fine_grid, meta, self.samples), len(graph)
+        return _output_dataset(fields, source, fine_grid, meta, self.options.samples), len(graph)
 
     def _prepare(self, coarse: xr.Dataset | xr.DataArray) -> _Input:
         meta = self.model.metadata
         ds = as_dataset(coarse, role="coarse input")
-        if self.rename:
-            unknown = [name for name in self.rename if name not in ds.variables]
+        if self.options.rename:
+            unknown = [name for name in self.options.rename if name not in ds.variables]
             if unknown:
                 raise DataError(
                     f"cannot rename {unknown}: no such variables in the input (it has {sorted(map(str, ds.data_vars))})"
                 )
-            ds = ds.rename(self.rename)
+            ds = ds.rename(self.options.rename)
         _check_inputs(ds, meta)
         names = coordinate_names(ds[list(meta.input_variables)])
         descending = latitude_descending(ds[meta.input_variables[0]])
@@ -270,8 +226,8 @@ class Downscaler:
                     f"the input variables have different dims ({meta.input_variables[0]}: {ds[meta.input_variables[0]].dims}, "
                     f"{variable}: {ds[variable].dims}); give every input variable the same dims"
                 )
-        grid = _input_grid(Grid.of(ds), meta, self.model.domain_bound, self.regrid)
-        time_dim = self._time_dim(user_dims, names) if self.model.temporal else None
+        grid = _input_grid(Grid.of(ds), meta, self.model.capabilities.domain_bound, self.options.regrid)
+        time_dim = self._time_dim(user_dims, names) if self.model.capabilities.temporal else None
         dims = tuple(d for d in user_dims if d != time_dim) + ((time_dim,) if time_dim else ())
         if time_dim is not None and ds.sizes[time_dim] < (meta.time_window or 1):
             raise DataError(
@@ -283,10 +239,10 @@ class Downscaler:
     def _time_dim(self, dims: Sequence[str], names: Mapping[str, str]) -> str:
         """The (standardized) dim a spatio-temporal network runs along; ``names`` maps standard to user names."""
         meta = self.model.metadata
-        if self.time_dim is not None:
-            wanted = "time" if self.time_dim == names.get("time") else self.time_dim
+        if self.options.time_dim is not None:
+            wanted = "time" if self.options.time_dim == names.get("time") else self.options.time_dim
             if wanted not in dims:
-                raise DataError(f"time_dim={self.time_dim!r} is not a dim of the input (dims {list(dims)})")
+                raise DataError(f"time_dim={self.options.time_dim!r} is not a dim of the input (dims {list(dims)})")
             return wanted
         candidates = [d for d in ("time", *LEAD_DIMS) if d in dims]
         if not candidates:
@@ -298,7 +254,7 @@ class Downscaler:
 
     def _chunks(self, source: _Input, fine_grid: Grid) -> list[tuple[int, ...]]:
         """Block sizes along each leading dim: filled from the innermost dim outwards up to ``chunk_size`` items."""
-        items = self.chunk_size or max(
+        items = self.options.chunk_size or max(
             1, BLOCK_BYTES // (4 * len(self.model.metadata.target_variables) * math.prod(fine_grid.shape))
         )
         chunks = []
@@ -314,7 +270,7 @@ class Downscaler:
         """The network runner for ``grid``: padded to the U-Net multiple, cut into tiles when asked."""
         multiple = self.multiple
         padded = (multiple * math.ceil(grid.shape[0] / multiple), multiple * math.ceil(grid.shape[1] / multiple))
-        overlap = self.overlap
+        overlap = self.options.overlap
         if overlap is None:
             overlap = (
                 0
@@ -331,7 +287,7 @@ class Downscaler:
                 *grid.shape,
                 overlap,
             )
-        return TilePredictor(self.model, grid, layout, padded, self.batch_size, self.device)
+        return TilePredictor(self.model, grid, layout, padded, self.options.batch_size, self.device)
 
 
 def downscale(
@@ -339,9 +295,8 @@ def downscale(
 ) -> xr.Dataset:
     """Downscale ``coarse`` with ``model`` into memory: ``Downscaler(model, **options).downscale(coarse)``.
 
-    See :class:`Downscaler` for the options (tile_size, overlap, batch_size,
-    samples, seed, device, regrid, rename, time_dim, chunk_size, progress)
-    and :meth:`Downscaler.predict` for the output.
+    See :class:`~dl4ds.inference.options.DownscaleOptions` for the options and
+    :meth:`Downscaler.predict` for the output.
     """
     return Downscaler(model, **options).downscale(coarse)
 
@@ -366,7 +321,7 @@ def _predict_block(
     steps = block_shape[-1] if source.time_dim else 1
     sequences = values.reshape(-1, steps, *values.shape[-3:])
     keys = None
-    if predictor.model.stochastic:
+    if predictor.model.capabilities.stochastic:
         ranges = [np.arange(slices[d].start, slices[d].stop) for d in item_dims]
         sizes = [source.ds.sizes[d] for d in item_dims]
         items = np.ravel_multi_index(np.meshgrid(*ranges, indexing="ij"), sizes).ravel() if ranges else np.zeros(1, int)

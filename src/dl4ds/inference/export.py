@@ -26,7 +26,7 @@ Graph output::
             (metadata.target_variables), normalised; x * std + mean with
             normalizer.target gives physical units.
 
-A model with static fields or localized layers (``model.domain_bound``)
+A model with static fields or localized layers (``model.capabilities.domain_bound``)
 applies to its training grid or a window of it only. Cells that had no truth
 in training are not masked by the graph (``dl4ds.downscale`` sets them to NaN).
 
@@ -76,7 +76,6 @@ from torch import nn
 from dl4ds._version import __version__
 from dl4ds.errors import ConfigError
 from dl4ds.model import DownscalingModel, ModelMetadata
-from dl4ds.networks.localized import LocalizedLinear
 from dl4ds.utils.atomic import atomic_path
 
 DEFAULT_OPSET = 17
@@ -170,7 +169,7 @@ def export_onnx(
     """
     metadata = model.metadata
     name = metadata.architecture
-    if model.stochastic:
+    if model.capabilities.stochastic:
         raise ConfigError(
             f"model {name!r} is stochastic (it injects noise or keeps dropout on at inference) and cannot be exported "
             f"to ONNX: {_STOCHASTIC_HINT}"
@@ -185,10 +184,12 @@ def export_onnx(
     onnx, onnxruntime = _import_onnx(check)
 
     model = copy.deepcopy(model).cpu()
-    takes_offset = any(isinstance(module, LocalizedLinear) for module in model.network.modules())
+    takes_offset = model.capabilities.takes_offset
     # The exporter restores the wrapper's mode, recursively, after tracing: the wrapper must be in eval mode too.
     graph = _Graph(model, takes_offset).eval()
-    input_names = ("coarse",) + (("static",) if model.has_static else ()) + (("offset",) if takes_offset else ())
+    input_names = (
+        ("coarse",) + (("static",) if model.capabilities.takes_static else ()) + (("offset",) if takes_offset else ())
+    )
     trace_window, check_windows = _windows(metadata.coarse_grid.shape)
     generator = torch.Generator().manual_seed(0)
     path = Path(path)
@@ -226,7 +227,7 @@ class _Graph(nn.Module):
 
     def forward(self, coarse: torch.Tensor, *optional: torch.Tensor) -> torch.Tensor:
         inputs = iter(optional)
-        static = next(inputs) if self.model.has_static else None
+        static = next(inputs) if self.model.capabilities.takes_static else None
         offset = next(inputs) if self.takes_offset else None
         return self.model(coarse, static, offset)
 
@@ -279,10 +280,10 @@ def _sample_inputs(graph: _Graph, batch: int, window: Window, generator: torch.G
     rows, cols = window
     scale = metadata.scale
     shape = (len(metadata.input_variables), rows.stop - rows.start, cols.stop - cols.start)
-    if model.temporal:
+    if model.capabilities.temporal:
         shape = (metadata.time_window, *shape)
     inputs = [torch.randn(batch, *shape, generator=generator)]
-    if model.has_static:
+    if model.capabilities.takes_static:
         static = model.static[:, rows.start * scale : rows.stop * scale, cols.start * scale : cols.stop * scale]
         inputs.append(static.unsqueeze(0).expand(batch, -1, -1, -1).contiguous())
     if graph.takes_offset:

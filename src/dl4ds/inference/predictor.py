@@ -52,7 +52,7 @@ class TilePredictor:
         window = grid.window_in(meta.coarse_grid)
         self.fine_window = None if window is None else tuple(slice(w.start * scale, w.stop * scale) for w in window)
         self.static = None
-        if model.has_static and self.fine_window is not None:
+        if model.capabilities.takes_static and self.fine_window is not None:
             static = model.static[:, self.fine_window[0], self.fine_window[1]]
             self.static = _pad(static, padded_shape[0] * scale, padded_shape[1] * scale).to(device)
         self.no_truth = (
@@ -62,7 +62,7 @@ class TilePredictor:
         )
         offset = (0, 0) if self.fine_window is None else (self.fine_window[0].start, self.fine_window[1].start)
         self.fine_offset = torch.tensor(offset)
-        self.window = (meta.time_window or 1) if model.temporal else 1  # steps per forward pass
+        self.window = (meta.time_window or 1) if model.capabilities.temporal else 1  # steps per forward pass
         self._lock = threading.Lock()
 
     @torch.no_grad()
@@ -134,7 +134,7 @@ class TilePredictor:
         scale = self.meta.scale
         rows, cols = self.layout.shape
         batch = x.shape[0]
-        x = x.to(self.device) if self.model.temporal else x[:, 0].to(self.device)
+        x = x.to(self.device) if self.model.capabilities.temporal else x[:, 0].to(self.device)
         static = None
         if self.static is not None:
             static = torch.stack(
@@ -150,12 +150,12 @@ class TilePredictor:
             # the fields are set on the network's layers: one forward pass at a time when dask runs blocks in threads
             with self._lock, RandomFields(keys, tile_origins, (rows, cols)).applied(self.model.network):
                 prediction = self.model(x, static, offset)
-        return prediction if self.model.temporal else prediction.reshape(batch, 1, *prediction.shape[1:])
+        return prediction if self.model.capabilities.temporal else prediction.reshape(batch, 1, *prediction.shape[1:])
 
     def _unit_keys(self, keys: torch.Tensor, index: torch.Tensor, first_step: int) -> torch.Tensor:
         """Keys of (sequence, step, tile) units: a sequence's key, and for windows also their first step."""
         unit_keys = keys[index[:, 0]]
-        if self.model.temporal:
+        if self.model.capabilities.temporal:
             unit_keys = combine(unit_keys, index[:, 1] + first_step)
         return unit_keys
 

@@ -17,100 +17,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from dl4ds.errors import ConfigError
 from dl4ds.model import DownscalingModel
-from dl4ds.networks.backbones import UNet
-from dl4ds.networks.localized import LocalizedLinear
-from dl4ds.utils.seeding import seeded
 
 RAMP = 2  # coarse cells over which overlapping tiles cross-fade
-_LARGEST_PROBE = 256  # coarse cells; a receptive field wider than this counts as unbounded
-
-
-def size_multiple(model: DownscalingModel) -> int:
-    """The coarse-grid multiple that tile sizes and origins must respect (U-Net poolings), 1 for other networks."""
-    multiple = 1
-    for module in model.network.modules():
-        if isinstance(module, UNet):
-            need = 2**module.depth
-            if _upsampling(model) == "pin":
-                need //= math.gcd(need, model.metadata.scale)  # the U-Net runs on the fine grid
-            multiple = math.lcm(multiple, need)
-    return multiple
-
-
-def _upsampling(model: DownscalingModel) -> str | None:
-    """The upsampling of the network, or of the spatial network inside a spatio-temporal one."""
-    network = getattr(model.network, "spatial", model.network)
-    return getattr(network, "upsampling", None)
-
-
-def receptive_radius(model: DownscalingModel) -> int | None:
-    """How many coarse cells away an input can still change a fine output cell; None if unbounded.
-
-    Found from the support of the gradient of one output cell with respect
-    to the inputs (coarse inputs and static fields), joined over two random
-    probes (a single probe can miss paths through inactive ReLUs), on probes
-    that grow until the support stays inside them. Networks with operations
-    over the whole grid (channel attention, group normalisation) have no
-    bounded radius: tiling them changes the result.
-    """
-    meta = model.metadata
-    largest = _LARGEST_PROBE
-    if any(isinstance(m, LocalizedLinear) for m in model.network.modules()):
-        largest = min(largest, *meta.coarse_grid.shape)  # the localized layer only covers the training grid
-    size = min(33, largest)
-    while True:
-        radii = [_probe_radius(model, size, seed) for seed in (0, 1)]
-        if None not in radii:
-            return max(radii)  # type: ignore[type-var]
-        if size >= largest:
-            return None
-        size = min(2 * size + 1, largest)
-
-
-def _probe_radius(model: DownscalingModel, size: int, seed: int) -> int | None:
-    """The radius seen on a random ``size`` x ``size`` probe, or None when the support reaches its edge."""
-    meta = model.metadata
-    scale = meta.scale
-    generator = torch.Generator().manual_seed(seed)
-    frames = (meta.time_window,) if model.temporal else ()
-    parameter = next(model.parameters())
-    device, dtype = parameter.device, parameter.dtype
-    x = torch.randn(1, *frames, len(meta.input_variables), size, size, generator=generator).to(device, dtype)
-    x.requires_grad_(True)
-    static = None
-    if model.has_static:
-        static = torch.randn(1, len(meta.static_variables), size * scale, size * scale, generator=generator).to(
-            device, dtype
-        )
-        static.requires_grad_(True)
-    offset = torch.zeros(1, 2, dtype=torch.long, device=device)
-    centre = size // 2
-    with torch.enable_grad(), seeded(seed, device):  # noise layers draw, but leave the global generator alone
-        output = model(x, static, offset)
-        output[..., centre * scale + scale // 2, centre * scale + scale // 2].sum().backward()
-    extents = [_support_extent(x.grad.abs().sum(dim=tuple(range(x.ndim - 2))), centre, 1)]
-    if static is not None:
-        extents.append(_support_extent(static.grad.abs().sum(dim=(0, 1)), centre * scale + scale // 2, scale))
-    if any(extent is None for extent in extents):
-        return None
-    return max(extents)  # type: ignore[type-var]
-
-
-def _support_extent(gradient: torch.Tensor, centre: int, cells_per_coarse: int) -> int | None:
-    """Largest distance, in coarse cells, from ``centre`` to a cell with a nonzero gradient; None at the probe edge."""
-    rows = torch.nonzero(gradient.sum(dim=1)).flatten()
-    cols = torch.nonzero(gradient.sum(dim=0)).flatten()
-    size = gradient.shape[0]
-    if len(rows) == 0:
-        return 0
-    if rows[0] == 0 or cols[0] == 0 or rows[-1] == size - 1 or cols[-1] == size - 1:
-        return None
-    distance = max(centre - int(rows[0]), int(rows[-1]) - centre, centre - int(cols[0]), int(cols[-1]) - centre)
-    return math.ceil(distance / cells_per_coarse)
 
 
 @dataclass(frozen=True)
@@ -227,7 +138,7 @@ def default_overlap(model: DownscalingModel, tile_size: int) -> int:
     Raises:
         ConfigError: the tile is too small to leave anything between the overlaps.
     """
-    radius = receptive_radius(model)
+    radius = model.receptive_radius()
     overlap = tile_size // 4 if radius is None else 2 * (radius + 1) + RAMP
     if overlap >= tile_size:
         raise ConfigError(

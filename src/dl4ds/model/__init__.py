@@ -6,8 +6,9 @@ the static fields and the mask of cells without truth;
 :mod:`dl4ds.model.checkpoint` writes and reads it (:func:`load_model`).
 """
 
+from dl4ds.model.capabilities import Capabilities
 from dl4ds.model.checkpoint import load_model, read_checkpoint, save_checkpoint
 from dl4ds.model.downscaling_model import DownscalingModel
 from dl4ds.model.metadata import ModelMetadata
 
-__all__ = ["DownscalingModel", "ModelMetadata", "load_model", "read_checkpoint", "save_checkpoint"]
+__all__ = ["Capabilities", "DownscalingModel", "ModelMetadata", "load_model", "read_checkpoint", "save_checkpoint"]

@@ -13,9 +13,9 @@ from dl4ds import networks
 from dl4ds.data.normalization import Normalizer
 from dl4ds.data.pairing import PairedData
 from dl4ds.errors import ConfigError
+from dl4ds.model.capabilities import Capabilities, measure_receptive_radius
 from dl4ds.model.metadata import ModelMetadata
-from dl4ds.networks.blocks import FieldDropout, NoiseInjection, OutputActivation
-from dl4ds.networks.localized import LocalizedLinear
+from dl4ds.networks.blocks import OutputActivation
 
 
 class DownscalingModel(nn.Module):
@@ -36,6 +36,8 @@ class DownscalingModel(nn.Module):
         self.metadata = metadata
         self.register_buffer("static", static)
         self.register_buffer("no_truth", no_truth)
+        self._receptive_radius: int | None = None
+        self._radius_measured = False
 
     @classmethod
     def build(
@@ -74,7 +76,7 @@ class DownscalingModel(nn.Module):
             static_channels=len(data.static_variables),
             **params,
         )
-        _check_time_window(architecture, _is_temporal(network), time_window)
+        _check_time_window(architecture, Capabilities.of(network, 0).temporal, time_window)
         _set_output_floor(network, normalizer)
         metadata = ModelMetadata(
             architecture=architecture,
@@ -113,27 +115,19 @@ class DownscalingModel(nn.Module):
         return cls(network, metadata, static, no_truth)
 
     @property
-    def has_static(self) -> bool:
-        return len(self.metadata.static_variables) > 0
+    def capabilities(self) -> Capabilities:
+        """What this model can do: temporal, stochastic, size multiple, offsets, static fields, domain-bound."""
+        return Capabilities.of(self.network, len(self.metadata.static_variables))
 
-    @property
-    def domain_bound(self) -> bool:
-        """True when the model applies only to its training grid or a window of it (static fields, localized layers)."""
-        return self.has_static or any(isinstance(m, LocalizedLinear) for m in self.network.modules())
+    def receptive_radius(self) -> int | None:
+        """How many coarse cells away an input can still change a fine output cell; None if unbounded.
 
-    @property
-    def temporal(self) -> bool:
-        """True for spatio-temporal networks, which take windows of ``metadata.time_window`` frames."""
-        return _is_temporal(self.network)
-
-    @property
-    def stochastic(self) -> bool:
-        """True when repeated predictions differ: the network injects noise or uses Monte-Carlo dropout."""
-        return any(
-            (isinstance(module, NoiseInjection) and module.channels > 0)
-            or (isinstance(module, FieldDropout) and module.always_on)
-            for module in self.network.modules()
-        )
+        Measured once (see :func:`~dl4ds.model.capabilities.measure_receptive_radius`) and remembered.
+        """
+        if not self._radius_measured:
+            self._receptive_radius = measure_receptive_radius(self)
+            self._radius_measured = True
+        return self._receptive_radius
 
     def forward(
         self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None
@@ -152,13 +146,10 @@ class DownscalingModel(nn.Module):
         Returns:
             (B, V, h*s, w*s), or (B, T, V, h*s, w*s) for windows.
         """
-        if self.has_static and static is None:
+        takes_static = len(self.metadata.static_variables) > 0
+        if takes_static and static is None:
             static = self.static.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
-        return self.network(x, static if self.has_static else None, offset)
-
-
-def _is_temporal(network: nn.Module) -> bool:
-    return bool(getattr(network, "temporal", False))
+        return self.network(x, static if takes_static else None, offset)
 
 
 def _check_time_window(architecture: str, temporal: bool, time_window: int | None) -> None:

@@ -28,6 +28,7 @@ differ and ``torch.manual_seed`` makes them repeatable.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ from dl4ds.networks.backbones import BACKBONES
 from dl4ds.networks.blocks import (
     OUTPUT_ACTIVATIONS,
     BlockOptions,
+    FieldDropout,
     GlobalSkip,
     NoiseInjection,
     OutputActivation,
@@ -158,6 +160,26 @@ class DownscalingNetwork(nn.Module):
         activations = _activations(name, output_activation, out_channels)
         self.output_activation = None if set(activations) == {"none"} else OutputActivation(activations)
 
+    @property
+    def stochastic(self) -> bool:
+        """Whether repeated predictions differ: noise maps are injected, or dropout stays on at inference."""
+        return self.input_noise.channels > 0 or any(
+            isinstance(module, FieldDropout) and module.always_on for module in self.modules()
+        )
+
+    @property
+    def size_multiple(self) -> int:
+        """The coarse-grid multiple that tile sizes and origins respect (a U-Net's poolings), 1 for other backbones."""
+        multiple = getattr(self.backbone, "size_multiple", 1)
+        if self.upsampling == "pin":  # the backbone runs on the fine grid
+            multiple //= math.gcd(multiple, self.scale)
+        return multiple
+
+    @property
+    def takes_offset(self) -> bool:
+        """Whether ``forward`` needs each sample's position in the training grid (a localized layer)."""
+        return self.localized is not None
+
     def forward(
         self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -230,6 +252,21 @@ class RecurrentDownscalingNetwork(nn.Module):
         self.spatial = DownscalingNetwork(
             scale, in_channels + self.temporal_encoder.out_channels, out_channels, static_channels, name=name, **spatial
         )
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether repeated predictions differ (the spatial network injects noise or keeps dropout on)."""
+        return self.spatial.stochastic
+
+    @property
+    def size_multiple(self) -> int:
+        """The coarse-grid multiple of the spatial network."""
+        return self.spatial.size_multiple
+
+    @property
+    def takes_offset(self) -> bool:
+        """Whether the spatial network has a localized layer."""
+        return self.spatial.takes_offset
 
     def forward(
         self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None

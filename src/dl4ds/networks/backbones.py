@@ -192,6 +192,7 @@ class UNet(nn.Module):
         super().__init__()
         self.out_channels = n_filters
         self.depth = depth
+        self.size_multiple = 2**depth  # grid sizes it runs without padding; tiles respect it to keep tiled = untiled
         widths = [n_filters * 2**level for level in range(depth + 1)]
         self.encoders = nn.ModuleList()
         previous = in_channels

@@ -14,6 +14,13 @@ sample's first fine cell in the training grid. Spatio-temporal networks
 (``temporal = True``) take (B, T, in_channels, h, w) and return
 (B, T, out_channels, H, W). Register a builder with ``@register_model("name")``
 and build it with :func:`create`.
+
+A network declares what the code applying it must know, as attributes
+(absent ones take the default in brackets): ``temporal`` (False),
+``stochastic`` (False: repeated calls give the same field), ``size_multiple``
+(1: the coarse-grid multiple that tile sizes and origins must respect) and
+``takes_offset`` (False: ``forward`` ignores ``offset``).
+:class:`dl4ds.model.Capabilities` gathers them for the trained model.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from dl4ds.errors import ConfigError
+from dl4ds.utils.options import check_scale
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
@@ -104,7 +112,7 @@ def create(
             type, or impossible sizes.
     """
     builder = _lookup(name)
-    scale = _check_int("scale", scale, minimum=2, hint="scale must be an integer >= 2, e.g. scale=4")
+    scale = check_scale(scale)
     in_channels = _check_int("in_channels", in_channels, minimum=1)
     out_channels = _check_int("out_channels", out_channels, minimum=1)
     static_channels = _check_int("static_channels", static_channels, minimum=0)

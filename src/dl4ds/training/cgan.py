@@ -17,73 +17,48 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch.utils.data import Dataset
 
 from dl4ds.data.torch_dataset import DownscalingDataset
 from dl4ds.model import DownscalingModel
 from dl4ds.networks.discriminator import ConditionalDiscriminator, fine_detail, interpolate_coarse
+from dl4ds.training.options import GANOptions, TrainerOptions
 from dl4ds.training.schedules import Scheduler, step_scheduler
 from dl4ds.training.trainer import Batch, Trainer
-from dl4ds.utils.options import Options
 
 Condition = tuple[torch.Tensor, torch.Tensor | None]
 """What the discriminator is conditioned on: (N, C, h, w) coarse inputs and (N, S, H, W) static fields or None."""
-
-
-class GANOptions(Options):
-    """The adversarial part of :class:`CGANTrainer`.
-
-    Attributes:
-        adversarial_weight: weight of the generator's adversarial loss
-            relative to the content loss.
-        gan_loss: ``"hinge"`` or ``"nonsaturating"`` (the logistic loss of
-            Goodfellow et al. with the generator's non-saturating form).
-        r1_weight: gamma of the R1 gradient penalty on real fields (Mescheder
-            et al. 2018); 0 for none (the spectral norm already bounds the
-            discriminator).
-        warmup_epochs: epochs of content loss only before the adversarial
-            term starts (the discriminator trains from the first epoch).
-        discriminator_filters: filters of the discriminator's first layer.
-        discriminator_depth: stride-2 layers of the discriminator.
-        spectral_norm: spectral normalisation of every discriminator layer.
-        discriminator_learning_rate: Adam's rate for the discriminator;
-            None uses the generator's.
-        discriminator_steps: discriminator updates per generator update.
-    """
-
-    adversarial_weight: float = Field(default=0.01, ge=0)
-    gan_loss: Literal["hinge", "nonsaturating"] = "hinge"
-    r1_weight: float = Field(default=0.0, ge=0)
-    warmup_epochs: int = Field(default=0, ge=0)
-    discriminator_filters: int = Field(default=32, ge=1)
-    discriminator_depth: int = Field(default=3, ge=0)
-    spectral_norm: bool = True
-    discriminator_learning_rate: float | None = Field(default=None, gt=0)
-    discriminator_steps: int = Field(default=1, ge=1)
 
 
 class CGANTrainer(Trainer):
     """Conditional adversarial training; every option of :class:`Trainer`, plus ``gan``.
 
     Args:
-        gan: the options of :class:`GANOptions` (a mapping or an instance).
-        **options: see :class:`Trainer`. An ensemble loss such as
-            ``loss="crps"`` with ``ensemble_size >= 2`` and a generator with
-            ``noise_channels`` gives a calibrated ensemble; the discriminator
-            judges every member.
+        options, **arguments: as for :class:`Trainer`.
+        gan: the options of :class:`~dl4ds.training.options.GANOptions` (a mapping or an instance).
+
+    An ensemble loss such as
+    ``loss="crps"`` with ``ensemble_size >= 2`` and a generator with
+    ``noise_channels`` gives a calibrated ensemble; the discriminator judges
+    every member.
 
     The discriminator, its optimiser and schedule are saved in ``last.pt`` for
     resuming; ``best.pt`` holds the generator (the downscaling model) only.
     The best epoch is chosen on the validation content loss.
     """
 
-    def __init__(self, *, gan: Mapping[str, Any] | GANOptions | None = None, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(
+        self,
+        options: TrainerOptions | Mapping[str, Any] | None = None,
+        *,
+        gan: GANOptions | Mapping[str, Any] | None = None,
+        **arguments: Any,
+    ) -> None:
+        super().__init__(options, **arguments)
         self.gan = GANOptions.parse(gan or {}, "gan")
         self.discriminator_scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
@@ -103,10 +78,12 @@ class CGANTrainer(Trainer):
         self.discriminator.to(self.device, memory_format=self.memory_format)
         self.discriminator_optimizer = torch.optim.Adam(
             self.discriminator.parameters(),
-            lr=self.gan.discriminator_learning_rate or self.learning_rate,
+            lr=self.gan.discriminator_learning_rate or self.options.learning_rate,
             betas=(0.5, 0.999),
         )
-        self.discriminator_scheduler: Scheduler = self.lr_schedule.build(self.discriminator_optimizer, self.epochs)
+        self.discriminator_scheduler: Scheduler = self.options.lr_schedule.build(
+            self.discriminator_optimizer, self.options.epochs
+        )
         parts.update(
             discriminator=self.discriminator,
             discriminator_optimizer=self.discriminator_optimizer,
@@ -131,7 +108,7 @@ class CGANTrainer(Trainer):
             """(B', K, V, H, W) generated fields with the truth in the cells the loss does not see."""
             return torch.where(valid, generated, real.unsqueeze(1))
 
-        condition, real_condition = batch.condition(self.ensemble_size), batch.condition(1)
+        condition, real_condition = batch.condition(self.options.ensemble_size), batch.condition(1)
         self.discriminator.train()
         for _ in range(self.gan.discriminator_steps):
             with torch.no_grad():

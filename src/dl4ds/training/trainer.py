@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -30,7 +30,8 @@ from dl4ds.model.checkpoint import read_checkpoint, save_checkpoint
 from dl4ds.training.distributed import Distributed
 from dl4ds.training.history import EpochRecord, TensorBoardLog, TrainingHistory
 from dl4ds.training.losses import CompositeLoss, create_loss
-from dl4ds.training.schedules import EarlyStopping, LRSchedule, Scheduler, step_scheduler
+from dl4ds.training.options import Precision, TrainerOptions
+from dl4ds.training.schedules import Scheduler, step_scheduler
 from dl4ds.utils.seeding import seeded
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ BEST_CHECKPOINT = "best.pt"
 HISTORY_CSV = "history.csv"
 LEARNING_CURVES = "learning_curves.png"
 
-Precision = Literal["fp32", "bf16", "fp16"]
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -86,43 +86,14 @@ class Trainer(ABC):
     """Trains a :class:`DownscalingModel` in place; subclasses define :meth:`train_step`.
 
     Args:
-        loss: content loss, a name (``"mae"``) or weighted terms
-            (``{"mae": 1.0, "spectral": 0.1}``); see :mod:`dl4ds.training.losses`.
-            Computed on normalised fields over cells with truth, weighted by
-            the samples' ``weight``.
-        learning_rate: Adam's initial learning rate.
-        epochs: maximum number of passes over the training samples.
-        batch_size: samples per optimisation step.
-        lr_schedule: a name (``"cosine"``, ``"step"``, ``"plateau"``,
-            ``"constant"``) or the options of :class:`LRSchedule`.
-        early_stopping: None, or the options of :class:`EarlyStopping` (e.g.
-            ``{"patience": 5}``); the best epoch's weights are restored either way.
-        ensemble_size: K generator samples per input in each step, compared with
-            the truth by an ensemble loss such as ``"crps"``; K > 1 needs a
-            stochastic network (``noise_channels`` or Monte-Carlo dropout).
-        grad_clip: clip the gradients' global norm to this value; None does not clip.
-        ema_decay: keep an exponential moving average of the weights with this
-            decay per step (e.g. 0.999); validation, ``best.pt`` and the
-            returned model use the averaged weights. None keeps none.
-        precision: ``"fp32"``, or mixed precision with ``"bf16"`` (CPU, recent
-            GPUs) or ``"fp16"`` (GPUs, with loss scaling).
-        seed: seeds torch's generator (shuffling, patch positions, noise,
-            discriminator weights); the same seed gives bit-identical results
-            on the CPU.
-        device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
-        num_workers: DataLoader worker processes.
-        channels_last: keep weights and batches in the channels-last memory
-            format, which makes convolutions 10-30% faster on CPUs
-            (``benchmarks/training_throughput.py --channels-last``).
-        compile: run the training steps' networks through :func:`torch.compile`.
+        options: the loop's options (:class:`~dl4ds.training.options.TrainerOptions`,
+            or a mapping of them); defaults for those not given.
         checkpoint_dir: where ``best.pt`` (best epoch), ``last.pt`` (weights
             and the full training state, for resuming), ``history.csv``,
             ``learning_curves.png`` and optionally ``tensorboard/`` are
             written; None writes nothing.
-        checkpoint_every: write ``last.pt`` and the curves every this many
-            epochs, and always after the last one.
-        tensorboard: also log to TensorBoard (``checkpoint_dir/tensorboard``).
         progress: show a progress bar.
+        **overrides: single options, e.g. ``epochs=40``, replacing those of ``options``.
 
     Launched by ``torchrun`` with several processes, :meth:`fit` trains data
     parallel (see :mod:`dl4ds.training.distributed`): ``batch_size`` is the
@@ -131,59 +102,28 @@ class Trainer(ABC):
     single process), DDP averages the gradients, and only rank 0 logs,
     validates and writes checkpoints, which are the same files as a single
     process writes and resume in any number of processes.
+
+    Raises:
+        ConfigError: invalid options, or options this machine cannot run
+            (fp16 without a GPU, tensorboard without a checkpoint_dir).
     """
 
     def __init__(
         self,
+        options: TrainerOptions | Mapping[str, Any] | None = None,
         *,
-        loss: str | Mapping[str, float] = "mae",
-        learning_rate: float = 1e-3,
-        epochs: int = 30,
-        batch_size: int = 16,
-        lr_schedule: str | Mapping[str, Any] | LRSchedule = "cosine",
-        early_stopping: Mapping[str, Any] | EarlyStopping | None = None,
-        ensemble_size: int = 1,
-        grad_clip: float | None = None,
-        ema_decay: float | None = None,
-        precision: Precision = "fp32",
-        seed: int = 0,
-        device: str = "cpu",
-        num_workers: int = 0,
-        channels_last: bool = True,
-        compile: bool = False,
         checkpoint_dir: str | os.PathLike[str] | None = None,
-        checkpoint_every: int = 1,
-        tensorboard: bool = False,
         progress: bool = True,
+        **overrides: Any,
     ) -> None:
-        if epochs < 1 or batch_size < 1 or learning_rate <= 0 or ensemble_size < 1 or checkpoint_every < 1:
-            raise ConfigError(
-                "epochs, batch_size, ensemble_size and checkpoint_every must be >= 1 and learning_rate > 0"
-            )
-        if grad_clip is not None and grad_clip <= 0:
-            raise ConfigError(f"grad_clip={grad_clip} must be a positive gradient norm, or None not to clip")
-        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise ConfigError(f"ema_decay={ema_decay} must lie in (0, 1), e.g. 0.999, or be None for no averaging")
-        if tensorboard and checkpoint_dir is None:
+        self.options = TrainerOptions.parse(options or {}, "trainer options").updated("trainer options", **overrides)
+        if self.options.tensorboard and checkpoint_dir is None:
             raise ConfigError("tensorboard: true needs a checkpoint_dir to write the logs into")
-        self.loss: CompositeLoss = create_loss(loss)
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr_schedule = LRSchedule.parse(lr_schedule, "lr_schedule")
-        self.early_stopping = None if early_stopping is None else EarlyStopping.parse(early_stopping, "early_stopping")
-        self.ensemble_size = ensemble_size
-        self.grad_clip = grad_clip
-        self.ema_decay = ema_decay
-        self.device = torch.device(device)
-        self.precision = _check_precision(precision, self.device)
-        self.seed = seed
-        self.num_workers = num_workers
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.compile = compile
+        self.loss: CompositeLoss = create_loss(self.options.loss)
+        self.device = torch.device(self.options.device)
+        self.precision = _check_precision(self.options.precision, self.device)
+        self.memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-        self.checkpoint_every = checkpoint_every
-        self.tensorboard = tensorboard
         self.progress = progress
         self.history = TrainingHistory()
         self.ema: AveragedModel | None = None
@@ -204,16 +144,16 @@ class Trainer(ABC):
     def parallel(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` as the training steps call it: wrapped in DDP across processes, compiled with ``compile``."""
         module = self.distributed.wrap(module, self.device)
-        return torch.compile(module) if self.compile else module
+        return torch.compile(module) if self.options.compile else module
 
     def components(self, model: DownscalingModel, train: Dataset) -> dict[str, Any]:
         """Objects with a ``state_dict`` that a resumed run must restore, created at the start of :meth:`fit`."""
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.options.learning_rate)
         self.optimizer = optimizer
-        self.scheduler: Scheduler = self.lr_schedule.build(optimizer, self.epochs)
+        self.scheduler: Scheduler = self.options.lr_schedule.build(optimizer, self.options.epochs)
         parts: dict[str, Any] = {"optimizer": optimizer, "scheduler": self.scheduler, "scaler": self.scaler}
-        if self.ema_decay is not None:
-            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=True)
+        if self.options.ema_decay is not None:
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.options.ema_decay), use_buffers=True)
             parts["ema"] = self.ema
         return parts
 
@@ -241,11 +181,13 @@ class Trainer(ABC):
         """
         self.distributed = Distributed.from_environment(self.device)
         self.device = self.distributed.device(self.device)
-        local_batch = self.distributed.local_batch_size(self.batch_size)
-        torch.manual_seed(self.seed + self.distributed.rank)  # noise differs across processes; DDP syncs the weights
-        if self.ensemble_size > 1 and not model.stochastic:
+        local_batch = self.distributed.local_batch_size(self.options.batch_size)
+        torch.manual_seed(
+            self.options.seed + self.distributed.rank
+        )  # noise differs across processes; DDP syncs the weights
+        if self.options.ensemble_size > 1 and not model.capabilities.stochastic:
             raise ConfigError(
-                f"ensemble_size={self.ensemble_size} needs a stochastic network whose repeated predictions differ; "
+                f"ensemble_size={self.options.ensemble_size} needs a stochastic network whose repeated predictions differ; "
                 "set the model parameter noise_channels (e.g. 4) or mc_dropout with a dropout rate"
             )
         model.to(self.device, memory_format=self.memory_format)
@@ -256,14 +198,14 @@ class Trainer(ABC):
         network = self.parallel(model)
         loader = self._loader(train, local_batch)
         board = None
-        if self.tensorboard and self.distributed.is_main:
+        if self.options.tensorboard and self.distributed.is_main:
             assert self.checkpoint_dir is not None
             board = TensorBoardLog(self.checkpoint_dir / "tensorboard", first_epoch=start_epoch)
         best = self.history.best
         best_loss = math.inf if best is None else best.monitored
         best_state: dict[str, torch.Tensor] | None = None
         try:
-            for epoch in range(start_epoch, self.epochs + 1):
+            for epoch in range(start_epoch, self.options.epochs + 1):
                 if self._stopped():
                     break
                 record = self._epoch(model, network, loader, val, epoch)
@@ -296,21 +238,21 @@ class Trainer(ABC):
         An iterable dataset (e.g. a lazy one) shuffles and shards itself.
         """
         if isinstance(train, IterableDataset):
-            return DataLoader(train, batch_size=batch_size, num_workers=self.num_workers)
+            return DataLoader(train, batch_size=batch_size, num_workers=self.options.num_workers)
         sampler = DistributedSampler(
             train,
             num_replicas=self.distributed.world_size,
             rank=self.distributed.rank,
             shuffle=True,
-            seed=self.seed,
+            seed=self.options.seed,
             drop_last=True,
         )
         return DataLoader(
             train,
             batch_size=batch_size,
             sampler=sampler,
-            drop_last=len(train) > self.batch_size,
-            num_workers=self.num_workers,
+            drop_last=len(train) > self.options.batch_size,
+            num_workers=self.options.num_workers,
         )
 
     def _epoch(
@@ -330,7 +272,7 @@ class Trainer(ABC):
         sums: dict[str, float] = {}
         count = 0
         show = self.progress and self.distributed.is_main
-        bar = tqdm(loader, desc=f"epoch {epoch}/{self.epochs}", disable=not show, leave=False, unit="batch")
+        bar = tqdm(loader, desc=f"epoch {epoch}/{self.options.epochs}", disable=not show, leave=False, unit="batch")
         for sample in bar:
             batch = Batch(sample, self.device, self.memory_format)
             values = self.train_step(network, batch)
@@ -355,7 +297,7 @@ class Trainer(ABC):
             logger.info(
                 "epoch %d/%d  train loss %.4f  val loss %s  (%.1f s)",
                 epoch,
-                self.epochs,
+                self.options.epochs,
                 train_loss,
                 "-" if val_loss is None else f"{val_loss:.4f}",
                 record.seconds,
@@ -366,14 +308,14 @@ class Trainer(ABC):
         """True, after logging why, when early stopping ends the run before the next epoch."""
         if not self._would_stop():
             return False
-        assert self.early_stopping is not None
+        assert self.options.early_stopping is not None
         best = self.history.best
         if not self.distributed.is_main:
             return True
         logger.info(
             "early stopping after epoch %d: no improvement for %d epochs; restoring epoch %d",
             self.history.epochs[-1].epoch,
-            self.early_stopping.patience,
+            self.options.early_stopping.patience,
             best.epoch if best else 0,
         )
         return True
@@ -392,7 +334,7 @@ class Trainer(ABC):
 
         B' = B for spatial networks and B*T for windows of T frames.
         """
-        k = self.ensemble_size if members is None else members
+        k = self.options.ensemble_size if members is None else members
         x, static, offset = batch.x, batch.static, batch.offset
         if k > 1:
             x, offset = x.repeat_interleave(k, 0), offset.repeat_interleave(k, 0)
@@ -425,9 +367,9 @@ class Trainer(ABC):
         scaler = self.scaler if scaler is None else scaler
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if self.grad_clip is not None:
+        if self.options.grad_clip is not None:
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip)
+            torch.nn.utils.clip_grad_norm_(parameters, self.options.grad_clip)
         scaler.step(optimizer)
         scaler.update()
 
@@ -450,8 +392,8 @@ class Trainer(ABC):
         evaluated = self.evaluated(model)
         evaluated.eval()
         total, weight = 0.0, 0.0
-        with seeded(self.seed, self.device):
-            for sample in DataLoader(data, batch_size=self.batch_size * 4):
+        with seeded(self.options.seed, self.device):
+            for sample in DataLoader(data, batch_size=self.options.batch_size * 4):
                 batch = Batch(sample, self.device, self.memory_format)
                 loss, _ = self.content_loss(self.generate(evaluated, batch), batch)
                 cells = float(batch.weight.sum())
@@ -467,8 +409,8 @@ class Trainer(ABC):
         if improved:
             save_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT, self.evaluated(model))
         self.history.write_csv(self.checkpoint_dir / HISTORY_CSV)
-        last = epoch == self.epochs or self._would_stop()
-        if epoch % self.checkpoint_every == 0 or last:
+        last = epoch == self.options.epochs or self._would_stop()
+        if epoch % self.options.checkpoint_every == 0 or last:
             state = {
                 "epoch": epoch,
                 "history": self.history.to_list(),
@@ -483,7 +425,9 @@ class Trainer(ABC):
 
     def _would_stop(self) -> bool:
         """Whether early stopping's patience has run out on the history so far."""
-        return self.early_stopping is not None and self.early_stopping.should_stop(self.history.monitored)
+        return self.options.early_stopping is not None and self.options.early_stopping.should_stop(
+            self.history.monitored
+        )
 
     def _restore(self, model: DownscalingModel, parts: dict[str, Any]) -> int:
         if self.checkpoint_dir is None:
@@ -532,11 +476,10 @@ class SupervisedTrainer(Trainer):
         return {"loss": loss.item(), **terms}
 
 
-def _check_precision(precision: str, device: torch.device) -> Precision:
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"unknown precision {precision!r}; choose 'fp32', 'bf16' or 'fp16'")
+def _check_precision(precision: Precision, device: torch.device) -> Precision:
+    """``precision``, checked to run on ``device``."""
     if precision == "fp16" and device.type not in ("cuda", "mps"):
         raise ConfigError(f"precision 'fp16' needs a GPU, not device {str(device)!r}; use 'bf16' on CPUs or 'fp32'")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("this GPU does not support bfloat16; use precision 'fp16' or 'fp32'")
-    return precision  # type: ignore[return-value]
+    return precision
