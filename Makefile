@@ -1,4 +1,4 @@
-# Two entry points for a fresh machine: `make demo` and `make test`.
+# Entry points for a fresh machine: `make demo`, `make test` and `make check`.
 # Each creates the virtual environment it needs in $(VENV) on first use.
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,22 +7,35 @@ VENV ?= .venv
 # `make test TORCH_REQUIREMENT='torch>=2.2'`.
 TORCH_REQUIREMENT ?= torch==2.13.0
 DEMO_OUTPUT ?= demo_output
+BIN = $(VENV)/bin
 
-.PHONY: demo test env clean
+.PHONY: demo test test-fast check env clean
 
 env: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet "$(TORCH_REQUIREMENT)"
-	$(VENV)/bin/python -m pip install --quiet -e ".[dev,zarr,tensorboard,onnx]"
+	$(BIN)/python -m pip install --quiet "$(TORCH_REQUIREMENT)"
+	$(BIN)/python -m pip install --quiet -e ".[dev,zarr,tensorboard,onnx]"
 	touch $@
 
 demo: env
-	$(VENV)/bin/dl4ds demo --output $(DEMO_OUTPUT)
+	$(BIN)/dl4ds demo --output $(DEMO_OUTPUT)
 
+# The whole test suite (what CI runs).
 test: env
-	$(VENV)/bin/python -m pytest -q
+	$(BIN)/python -m pytest -q
+
+# Everything but the tests marked slow (training runs, subprocesses, the demo): for a quick loop while editing.
+test-fast: env
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# Lint, formatting, types and the import-layer contract (configured in pyproject.toml).
+check: env
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUTPUT)

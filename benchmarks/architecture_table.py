@@ -39,11 +39,11 @@ from dl4ds.baselines import interpolate_to_fine
 from dl4ds.data import DownscalingDataset, Normalizer, PairedData
 from dl4ds.evaluation.metrics import compute_metrics
 from dl4ds.experiment import Experiment
-from dl4ds.training.options import TrainingOptions
 from dl4ds.experiment.demo import demo_config
 from dl4ds.inference.downscale import downscale
 from dl4ds.model import DownscalingModel
 from dl4ds.training import SupervisedTrainer
+from dl4ds.training.options import TrainingOptions
 from dl4ds.utils.atomic import atomic_path
 
 TIME_WINDOW = 4

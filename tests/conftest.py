@@ -1,9 +1,8 @@
-"""Shared fixtures: bundled real data, loaded once per session, and small synthetic fields."""
+"""Shared fixtures: bundled real data and pairs of it, loaded once per session, and a small trained model."""
 
-import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
+from helpers import SMALL_PARAMS
 
 from dl4ds import datasets
 
@@ -23,34 +22,6 @@ def era5_week(era5: xr.Dataset) -> xr.Dataset:
 @pytest.fixture(scope="session")
 def static() -> xr.Dataset:
     return datasets.uk_static()
-
-
-def make_field(
-    values: np.ndarray,
-    *,
-    lat0: float = 50.0,
-    lon0: float = -10.0,
-    step: float = 0.25,
-    start: str = "2019-03-01",
-    freq: str = "1D",
-    name: str = "t2m",
-) -> xr.DataArray:
-    """A (time, latitude, longitude) DataArray in K on a regular grid with ascending coordinates."""
-    nt, ny, nx = values.shape
-    return xr.DataArray(
-        values.astype(np.float32),
-        dims=("time", "latitude", "longitude"),
-        coords={
-            "time": pd.date_range(start, periods=nt, freq=freq),
-            "latitude": lat0 + step * np.arange(ny),
-            "longitude": lon0 + step * np.arange(nx),
-        },
-        name=name,
-        attrs={"units": "K", "standard_name": "air_temperature"},
-    )
-
-
-SMALL_PARAMS = {"n_filters": 16, "n_blocks": 1}
 
 
 @pytest.fixture(scope="session")

@@ -80,7 +80,7 @@ def _key_values(context: click.Context, parameter: click.Parameter, items: tuple
 class _Group(click.Group):
     """Prints dl4ds errors as one clear message (exit status 2) instead of a traceback."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except DL4DSError as error:
@@ -223,7 +223,11 @@ def evaluate(
                 "--baselines needs exactly one of --checkpoint or --config: the experiment whose "
                 "training period the baselines are fitted on"
             )
-        experiment = Experiment.of_checkpoint(checkpoint) if checkpoint else Experiment.from_yaml(config_path)
+        if checkpoint is not None:
+            experiment = Experiment.of_checkpoint(checkpoint)
+        else:
+            assert config_path is not None, "exactly one of checkpoint and config_path is given"
+            experiment = Experiment.from_yaml(config_path)
         train, pairs = experiment.baseline_pairs(predicted)
     result = verify(
         {name: predicted},

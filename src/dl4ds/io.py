@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -35,12 +37,12 @@ def open_data(path: str | os.PathLike[str]) -> xr.Dataset:
         ) from None
 
 
-def cf_encoding(ds: xr.Dataset) -> dict[str, dict]:
+def cf_encoding(ds: xr.Dataset) -> dict[Hashable, dict[str, Any]]:
     """Compressed float32 data variables with NaN as fill value; coordinates without fill values.
 
     Data variables held as dask arrays are chunked on disk like in memory.
     """
-    encoding: dict[str, dict] = {}
+    encoding: dict[Hashable, dict[str, Any]] = {}
     for name, variable in ds.data_vars.items():
         if np.issubdtype(variable.dtype, np.floating):
             encoding[name] = {"dtype": "float32", "zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)}

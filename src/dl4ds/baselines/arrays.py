@@ -48,7 +48,8 @@ def neighbour_sum(values: np.ndarray) -> np.ndarray:
     """Sum over the 3 x 3 neighbourhood of each cell of (..., h, w) values (zero outside the grid)."""
     padded = np.pad(values, [(0, 0)] * (values.ndim - 2) + [(1, 1), (1, 1)])
     height, width = values.shape[-2:]
-    return sum(padded[..., i : i + height, j : j + width] for i in range(3) for j in range(3))
+    windows = (padded[..., i : i + height, j : j + width] for i in range(3) for j in range(3))
+    return sum(windows, start=np.zeros(values.shape, dtype=values.dtype))
 
 
 def fill_gaps(values: np.ndarray) -> np.ndarray:

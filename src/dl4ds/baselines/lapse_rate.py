@@ -71,6 +71,7 @@ class LapseRate(Baseline):
     def _elevation_anomaly(self, data: PairedData) -> np.ndarray:
         """(lat, lon) float64 elevation minus its interpolated block average, in m; NaN without elevation."""
         name = self._elevation_name(data)
+        assert data.static is not None, "_elevation_name raises without static fields"
         elevation = data.static.sel(channel=name).values.astype(np.float64)
         if data.attrs.get(name, {}).get("units", "").replace(" ", "") in GEOPOTENTIAL_UNITS:
             elevation = elevation / STANDARD_GRAVITY

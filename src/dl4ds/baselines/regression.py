@@ -59,7 +59,7 @@ class PointwiseRegression(Baseline):
         super().__init__()
         if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real) or not 0 < ridge < np.inf:
             raise ConfigError(f"ridge must be a positive number, got {ridge!r}; the default is 1e-6")
-        self.ridge = float(ridge)
+        self.ridge: float = float(ridge)
 
     def _fit(self, train: PairedData) -> None:
         standardized, mean, std = _standardize(interpolate_valid(train.inputs.values, train.scale, "bilinear"))

@@ -7,7 +7,7 @@ lon) in physical units, float32, on a standardized grid (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 import xarray as xr
@@ -31,7 +31,7 @@ def as_dataset(obj: xr.Dataset | xr.DataArray, *, role: str) -> xr.Dataset:
     raise DataError(f"the {role} must be an xarray Dataset or DataArray, not {type(obj).__name__}")
 
 
-def check_variables(ds: xr.Dataset, names: Sequence[str], *, role: str) -> None:
+def check_variables(ds: xr.Dataset, names: Sequence[Hashable], *, role: str) -> None:
     """Raise :class:`DataError` naming every variable of ``names`` missing from ``ds``."""
     missing = [name for name in names if name not in ds.data_vars]
     if missing:
@@ -56,7 +56,7 @@ def select_field(
     coordinates left over from a selection are dropped.
     """
     ds = as_dataset(obj, role=role)
-    names = list(ds.data_vars) if variables is None else list(variables)
+    names: list[Hashable] = list(ds.data_vars) if variables is None else list(variables)
     if not names:
         raise DataError(f"the {role} data has no data variables")
     check_variables(ds, names, role=role)

@@ -23,7 +23,7 @@ import xarray as xr
 
 from dl4ds.data.fields import block_average, crop_to_multiple, select_field, variable_attributes
 from dl4ds.data.grid import Grid, align_longitudes
-from dl4ds.data.regrid import regrid
+from dl4ds.data.regrid import RegridMethod, regrid
 from dl4ds.errors import ConfigError, DataError
 from dl4ds.utils.options import check_scale
 
@@ -76,7 +76,8 @@ class PairedData:
         return Grid.of(self.inputs)
 
     @property
-    def times(self) -> pd.DatetimeIndex | np.ndarray:
+    def times(self) -> pd.Index:
+        """The target's time coordinate: a DatetimeIndex, or a CFTimeIndex for non-standard calendars."""
         return self.target["time"].to_index()
 
     def input_dataset(self) -> xr.Dataset:
@@ -324,7 +325,7 @@ class MOS:
 
     scale: int
     crop: bool = True
-    method: str = "linear"
+    method: RegridMethod = "linear"
 
     def pair(
         self,

@@ -158,7 +158,8 @@ def cell_weights(
             )
         if region_min is None and region_max is None:
             raise ConfigError(f"loss region {region!r} needs region_min and/or region_max, e.g. region_min: 0.5")
-        values = data.static.sel(channel=region).values  # type: ignore[union-attr]
+        assert data.static is not None, "static_variables is empty without static fields"
+        values = data.static.sel(channel=region).values
         inside = np.ones(values.shape, dtype=bool)
         if region_min is not None:
             inside &= values >= region_min

@@ -1,8 +1,8 @@
-"""Verification of downscaled fields: metrics, baselines, skill scores and reports."""
+"""Verification of downscaled fields: metrics, skill against the baseline ladder, reports; :func:`verify` does it all."""
 
 from dl4ds.baselines import Baseline, create_baseline, list_baselines
 from dl4ds.evaluation.metrics import compute_metrics, rmse_map
-from dl4ds.evaluation.pipeline import Evaluation
+from dl4ds.evaluation.pipeline import Evaluation, VerificationResult, verify
 from dl4ds.evaluation.plots import plot_comparison, plot_metric_maps
 from dl4ds.evaluation.report import write_report
 from dl4ds.evaluation.scores import METRICS, Scores, skill_scores
@@ -14,6 +14,7 @@ __all__ = [
     "Evaluation",
     "Scores",
     "Verification",
+    "VerificationResult",
     "compute_metrics",
     "create_baseline",
     "list_baselines",
@@ -21,5 +22,6 @@ __all__ = [
     "plot_metric_maps",
     "rmse_map",
     "skill_scores",
+    "verify",
     "write_report",
 ]

@@ -9,7 +9,7 @@ matter. A prediction may carry an ensemble dimension (``member``,
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import xarray as xr
@@ -161,7 +161,8 @@ def area_weights(field: xr.DataArray, weights: WeightOption) -> xr.DataArray:
     if weights is None:
         return xr.ones_like(field["lat"], dtype=np.float64)
     if weights == "latitude":
-        return np.cos(np.deg2rad(field["lat"].astype(np.float64))).clip(min=0.0)
+        # numpy's stubs type ufuncs as returning ndarray; on a DataArray they return a DataArray (__array_ufunc__).
+        return cast(xr.DataArray, np.cos(np.deg2rad(field["lat"].astype(np.float64)))).clip(min=0.0)
     raise ConfigError(f"unknown weights {weights!r}; use 'latitude' (area weighting) or None (unweighted).")
 
 

@@ -12,6 +12,8 @@ Points where either field is missing (NaN) are left out, so masked fields
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import xarray as xr
 
@@ -108,10 +110,11 @@ def rmse_map(prediction: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
     others = [dim for dim in squared.dims if dim not in ("lat", "lon")]
     if others:
         count = valid.sum(others)
-        result = np.sqrt(squared.sum(others, skipna=True) / count.where(count > 0))
+        mean_squared = squared.sum(others, skipna=True) / count.where(count > 0)
     else:
-        result = np.sqrt(squared)
-    result = result.transpose("lat", "lon")
+        mean_squared = squared
+    # numpy's stubs type ufuncs as returning ndarray; on a DataArray they return a DataArray (__array_ufunc__).
+    result = cast(xr.DataArray, np.sqrt(mean_squared)).transpose("lat", "lon")
     result = result.drop_vars([c for c in result.coords if c not in ("lat", "lon")])
     result.name = "rmse"
     variable = truth.attrs.get("long_name") or truth.name or prediction.name

@@ -181,7 +181,7 @@ def verify(
     truth: xr.Dataset,
     report_dir: str | os.PathLike[str],
     *,
-    baselines: Sequence[str] = (),
+    baselines: str | Sequence[str] = (),
     train: PairedData | None = None,
     pairs: PairedData | None = None,
     evaluation: Evaluation | None = None,
@@ -197,7 +197,7 @@ def verify(
         truth: the observed fine fields; each prediction is scored on its own
             grid against the window of the truth it covers, over the common times.
         report_dir: where the report goes (see :func:`write_report`).
-        baselines: baseline names (:func:`parse_baselines`), scored beside
+        baselines: baseline names, ``"all"`` or a comma-separated string (:func:`parse_baselines`), scored beside
             the predictions and used as the references of the skill scores.
         train: the training pairs the baselines that learn are fitted on.
             Without them those baselines are left out, and a note says so.
@@ -221,7 +221,10 @@ def verify(
         if left_out:
             names = [name for name in names if name not in left_out]
             notes.append(f"baselines {', '.join(left_out)} left out: they learn from training data, and none was given")
-    fitted = baseline_predictions(names, train if train is not None else pairs, pairs) if names else {}  # type: ignore[arg-type]
+    fitted: dict[str, xr.Dataset] = {}
+    if names:
+        assert pairs is not None  # checked above
+        fitted = baseline_predictions(names, train if train is not None else pairs, pairs)
     if train is not None and fitted:
         notes.append(
             f"baselines {', '.join(fitted)} fitted on {str(train.times[0])[:10]} to {str(train.times[-1])[:10]}, "

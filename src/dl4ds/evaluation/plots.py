@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 from matplotlib import colormaps
+from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 
 from dl4ds.data.grid import Grid, standardize
@@ -91,10 +92,11 @@ def plot_comparison(
 
     vmin, vmax = _robust_range(maps.values())
     field_cmap = colormaps[cmap].with_extremes(bad="0.85")
-    mesh = None
+    mesh: QuadMesh | None = None
     for ax, key in zip(axes[0], keys):
         mesh = _draw(ax, maps[key], cmap=field_cmap, vmin=vmin, vmax=vmax)
         ax.set_title(key)
+    assert mesh is not None, "_as_maps returns at least one field"
     reference = maps[truth_key] if truth_key is not None else next(iter(maps.values()))
     fig.colorbar(mesh, ax=list(axes[0]), shrink=0.9, extend="both", label=_label(reference, maps.values()))
 
@@ -154,12 +156,13 @@ def plot_metric_maps(
     units = _units(next(iter(fields.values())), fields.values())
     cmap = cmap or ("RdBu_r" if scale == "diverging" else "magma_r")
     score_cmap = colormaps[cmap].with_extremes(bad="0.85")
-    mesh = None
+    mesh: QuadMesh | None = None
     for ax, key in zip(panels, keys):
         field = fields[key]
         mesh = _draw(ax, field, cmap=score_cmap, vmin=vmin, vmax=vmax)
         mean = _area_mean(field)
         ax.set_title(f"{key}\nmean {mean:.3g} {units}".rstrip() if np.isfinite(mean) else key)
+    assert mesh is not None, "_as_maps returns at least one field"
     label = _label(next(iter(fields.values())), fields.values())
     fig.colorbar(mesh, ax=panels, shrink=0.9, extend="max" if vmin == 0 else "both", label=label)
     return _save(fig, path)
@@ -444,7 +447,7 @@ def _figure(maps: dict[str, xr.DataArray], *, nrows: int, ncols: int, title: str
     return fig, axes
 
 
-def _draw(ax, field: xr.DataArray, *, cmap, vmin: float, vmax: float):
+def _draw(ax, field: xr.DataArray, *, cmap, vmin: float, vmax: float) -> QuadMesh:
     values = np.ma.masked_invalid(field.values)
     return ax.pcolormesh(
         _edges(field["lon"].values),

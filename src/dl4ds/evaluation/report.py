@@ -197,8 +197,9 @@ def _checked_scores(scores: Mapping[str, Scores]) -> dict[str, Scores]:
             "rank_histogram": item.rank_histogram,
         }
         for name, part in parts.items():
-            absent = part is None or (name != "overall" and isinstance(part, xr.Dataset) and not part.data_vars)
-            if not absent and "model" not in part.dims:
+            if part is None or (name != "overall" and isinstance(part, xr.Dataset) and not part.data_vars):
+                continue  # absent
+            if "model" not in part.dims:
                 raise DataError(
                     f"the {name} scores of {variable!r} have dims {tuple(part.dims)} without 'model'; give every "
                     "part of the Scores a model dimension, e.g. part.expand_dims(model=['name']), or stack the "
@@ -207,7 +208,7 @@ def _checked_scores(scores: Mapping[str, Scores]) -> dict[str, Scores]:
         if not item.models:
             raise DataError(f"the scores of {variable!r} have no models; verify at least one prediction.")
         checked[str(variable)] = item
-    slugs = {}
+    slugs: dict[str, str] = {}
     for variable in checked:
         other = slugs.setdefault(_slug(variable), variable)
         if other != variable:

@@ -167,16 +167,28 @@ class Scores:
                 return xr.merge([xr.concat(items, "model", join="outer"), common])
             return xr.concat(items, "model", join="outer")
 
+        def stack_dataset(name: str, shared: tuple[str, ...] = ()) -> xr.Dataset:
+            """``stack`` of a field that every part has as a Dataset."""
+            stacked = stack(name, shared)
+            assert isinstance(stacked, xr.Dataset), f"the {name} scores are not a Dataset"
+            return stacked
+
+        grouped = stack("grouped")
+        assert grouped is None or isinstance(grouped, xr.Dataset), "the grouped scores are not a Dataset"
+        rank_histogram = stack("rank_histogram")
+        assert rank_histogram is None or isinstance(rank_histogram, xr.DataArray), (
+            "the rank histogram is not a DataArray"
+        )
         return cls(
             variable=first.variable,
             units=first.units,
-            overall=stack("overall"),
-            per_sample=stack("per_sample"),
-            maps=stack("maps"),
-            grouped=stack("grouped"),
-            spectrum=stack("spectrum", shared=("truth_power",)),
-            quantiles=stack("quantiles", shared=("truth",)),
-            rank_histogram=stack("rank_histogram"),
+            overall=stack_dataset("overall"),
+            per_sample=stack_dataset("per_sample"),
+            maps=stack_dataset("maps"),
+            grouped=grouped,
+            spectrum=stack_dataset("spectrum", shared=("truth_power",)),
+            quantiles=stack_dataset("quantiles", shared=("truth",)),
+            rank_histogram=rank_histogram,
         )
 
     def select(self, models: Sequence[str]) -> Scores:

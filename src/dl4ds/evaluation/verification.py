@@ -14,7 +14,7 @@ truth's range (max - min over all points) as the peak value.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,10 +104,10 @@ class _Samples:
     prediction: np.ndarray
     truth: np.ndarray
     lat_weights: np.ndarray  # (Y, 1)
-    sample_dims: tuple[str, ...]
-    sample_coords: dict[str, xr.Variable]
+    sample_dims: tuple[Hashable, ...]
+    sample_coords: dict[Hashable, xr.Variable]
     sample_shape: tuple[int, ...]
-    member_dim: str | None
+    member_dim: Hashable | None
     lat: np.ndarray
     lon: np.ndarray
     chunk_size: int
@@ -252,7 +252,8 @@ class _FirstPass:
         self.rank_counts = np.zeros(m + 1)
         ranges = [np.inf, -np.inf, np.inf, -np.inf]
         rng = np.random.default_rng(self.seed)
-        self.shift = self.reference = None
+        self.shift: float | None = None  # set from the first chunk by _set_shift
+        self.reference: np.ndarray | None = None  # (Y, X)
         for chunk in s.chunks():
             if self.shift is None:
                 self._set_shift(chunk)
@@ -393,8 +394,8 @@ class _BandPass:
         s = self.samples
         ny, nx = s.truth.shape[1:]
         names = [quantile_metric(q) for q in self.quantiles] + ["max_bias", "min_bias"]
-        time_groups = self.groups is not None and not self.groups.by_member
-        group_count = self.groups.labels.size if time_groups else 0
+        codes = None if self.groups is None else self.groups.codes  # (N,) group of each sample; None per member
+        group_count = self.groups.labels.size if self.groups is not None and codes is not None else 0
         self.maps = {name: np.full((ny, nx), np.nan) for name in [*names, "spearman"]}
         self.group_maps = {name: np.full((group_count, ny, nx), np.nan) for name in names}
         rows = max(1, 2_000_000 // max(s.count * nx, 1))
@@ -413,7 +414,8 @@ class _BandPass:
             ]
             self.maps["spearman"][band] = stats.weighted_correlation(ranks[0], ranks[1], weights, axis=-1)
             for code in range(group_count):
-                members = self.groups.codes == code
+                assert codes is not None, "group_count is 0 without codes"
+                members = codes == code
                 for name, value in self._statistics(prediction[members], truth[members], valid[members]).items():
                     self.group_maps[name][code, band] = value
         return self
@@ -530,7 +532,7 @@ def _assemble(
     per_sample_ds = dataset(per_sample, samples.per_sample)
     maps_ds = dataset(maps, samples.spatial)
     grouped_ds = None
-    if grouped is not None:
+    if groups is not None and grouped is not None:
         labels = groups.labels
         grouped_ds = dataset(
             grouped, lambda v, name: xr.DataArray(v, dims=(groups.name,), coords={groups.name: labels}, name=name)

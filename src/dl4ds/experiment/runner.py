@@ -8,13 +8,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from torch.utils.data import Dataset
 
 from dl4ds.baselines import list_baselines
 from dl4ds.data.grid import standardize
@@ -64,7 +63,17 @@ class TrainingData:
     train: PairedData | None
     val: PairedData | None
     test: PairedData | None
-    train_set: Callable[[np.ndarray | None], Dataset]
+    train_set: Callable[[np.ndarray | None], DownscalingDataset | LazyPatchDataset]
+
+
+class _PairingSources(TypedDict):
+    """The keyword arguments that both pairings (:class:`PerfectProg` and :class:`MOS`) take."""
+
+    variables: list[str] | None
+    static: xr.Dataset | None
+    static_variables: list[str] | None
+    predictors: xr.Dataset | None
+    predictor_variables: list[str] | None
 
 
 class Experiment:
@@ -118,7 +127,7 @@ class Experiment:
             target = standardize(target).sel(time=slice(*period))
         static = None if data.static is None else open_data(data.static.path)
         predictors = None if data.predictors is None else open_data(data.predictors.path)
-        common = {
+        common: _PairingSources = {
             "variables": data.target.variables,
             "static": static,
             "static_variables": None if data.static is None else data.static.variables,
@@ -165,7 +174,7 @@ class Experiment:
             "training %s (%d parameters) on %d samples per epoch, validating on %d",
             model_config.name,
             sum(p.numel() for p in model.parameters()),
-            len(train_set),  # type: ignore[arg-type]
+            len(train_set),
             0 if data.val is None else data.val.target.sizes["time"],
         )
         trainer.fit(model, train_set, val_set, resume=resume)
@@ -190,7 +199,7 @@ class Experiment:
         normalizer = Normalizer.fit(train)
         seed = self.config.training.seed
 
-        def train_set(weights: np.ndarray | None) -> Dataset:
+        def train_set(weights: np.ndarray | None) -> DownscalingDataset:
             return DownscalingDataset(
                 train, normalizer, data.patch_size, self.config.model.time_window, cell_weights=weights, seed=seed
             )
@@ -229,7 +238,7 @@ class Experiment:
         test = None if data.test_period is None else self.pair(data.test_period)
         patch_size, seed = data.patch_size, self.config.training.seed
 
-        def train_set(weights: np.ndarray | None) -> Dataset:
+        def train_set(weights: np.ndarray | None) -> LazyPatchDataset:
             return LazyPatchDataset(
                 target, normalizer, patch_size=patch_size, cell_weights=weights, seed=seed, **pairing
             )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.array as da
@@ -43,6 +43,9 @@ from dl4ds.io import write_netcdf, write_zarr
 from dl4ds.model import DownscalingModel, ModelMetadata
 from dl4ds.model.checkpoint import load_model
 from dl4ds.networks.random_fields import item_keys
+
+if TYPE_CHECKING:
+    from dask.typing import Key
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +190,7 @@ class Downscaler:
         seed = self.options.seed if self.options.seed is not None else int(torch.randint(0, 2**62, ()).item())
         name = f"{_BLOCK_PREFIX}{uuid.uuid4().hex}"
         ensemble = self.options.samples > 1
-        graph = {}
+        graph: dict[Key, tuple[partial[np.ndarray]]] = {}
         starts = [np.cumsum((0, *chunk)) for chunk in chunks]  # block boundaries along each leading dim
         for block in np.ndindex(*(len(c) for c in chunks)):
             slices = {

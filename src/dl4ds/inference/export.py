@@ -207,6 +207,7 @@ def export_onnx(
         onnx.save(proto, str(temporary))
         result = OnnxExport(path, input_names, OUTPUT_NAME, opset, None, None, ())
         if check:
+            assert onnxruntime is not None, "_import_onnx(check) imports onnxruntime when check is set"
             differences, shapes = _compare(graph, temporary, check_windows, generator, onnxruntime)
             stats = metadata.normalizer.target
             physical = {str(variable): float(d) for variable, d in zip(stats.names, differences * stats.std)}
@@ -237,7 +238,6 @@ def _import_onnx(runtime: bool) -> tuple[ModuleType, ModuleType | None]:
     try:
         import onnx
 
-        onnxruntime = None
         if runtime:
             import onnxruntime
     except ImportError as error:
@@ -245,7 +245,7 @@ def _import_onnx(runtime: bool) -> tuple[ModuleType, ModuleType | None]:
             f"exporting to ONNX needs the optional packages onnx and onnxruntime, but {error.name or 'one'} is not "
             'installed; install them with: pip install "dl4ds[onnx]"'
         ) from None
-    return onnx, onnxruntime
+    return onnx, onnxruntime if runtime else None
 
 
 def _windows(shape: tuple[int, int]) -> tuple[Window, list[tuple[int, Window]]]:
@@ -279,8 +279,9 @@ def _sample_inputs(graph: _Graph, batch: int, window: Window, generator: torch.G
     metadata = model.metadata
     rows, cols = window
     scale = metadata.scale
-    shape = (len(metadata.input_variables), rows.stop - rows.start, cols.stop - cols.start)
+    shape: tuple[int, ...] = (len(metadata.input_variables), rows.stop - rows.start, cols.stop - cols.start)
     if model.capabilities.temporal:
+        assert metadata.time_window is not None, "a spatio-temporal model has a time window"
         shape = (metadata.time_window, *shape)
     inputs = [torch.randn(batch, *shape, generator=generator)]
     if model.capabilities.takes_static:

@@ -81,8 +81,9 @@ def measure_receptive_radius(model: DownscalingModel) -> int | None:
     size = min(33, largest)
     while True:
         radii = [_probe_radius(model, size, seed) for seed in (0, 1)]
-        if None not in radii:
-            return max(radii)  # type: ignore[type-var]
+        bounded = [radius for radius in radii if radius is not None]
+        if len(bounded) == len(radii):
+            return max(bounded)
         if size >= largest:
             return None
         size = min(2 * size + 1, largest)
@@ -109,12 +110,15 @@ def _probe_radius(model: DownscalingModel, size: int, seed: int) -> int | None:
     with torch.enable_grad(), seeded(seed, device):  # noise layers draw, but leave the global generator alone
         output = model(x, static, offset)
         output[..., centre * scale + scale // 2, centre * scale + scale // 2].sum().backward()
+    assert x.grad is not None, "x requires grad, so backward() sets its gradient"
     extents = [_support_extent(x.grad.abs().sum(dim=tuple(range(x.ndim - 2))), centre, 1)]
     if static is not None:
+        assert static.grad is not None, "static requires grad, so backward() sets its gradient"
         extents.append(_support_extent(static.grad.abs().sum(dim=(0, 1)), centre * scale + scale // 2, scale))
-    if any(extent is None for extent in extents):
+    bounded = [extent for extent in extents if extent is not None]
+    if len(bounded) < len(extents):
         return None
-    return max(extents)  # type: ignore[type-var]
+    return max(bounded)
 
 
 def _support_extent(gradient: torch.Tensor, centre: int, cells_per_coarse: int) -> int | None:

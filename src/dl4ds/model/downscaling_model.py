@@ -28,6 +28,9 @@ class DownscalingModel(nn.Module):
             there are set to NaN.
     """
 
+    static: torch.Tensor
+    no_truth: torch.Tensor
+
     def __init__(
         self, network: nn.Module, metadata: ModelMetadata, static: torch.Tensor, no_truth: torch.Tensor
     ) -> None:

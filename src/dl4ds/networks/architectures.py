@@ -141,8 +141,8 @@ class DownscalingNetwork(nn.Module):
         if upsampling == "pin":
             backbone_inputs = in_channels + static_channels + noise_channels
             self.backbone = BACKBONES[backbone](backbone_inputs, options, **backbone_params)
-            self.upsampler = None
-            self.static_branch = None
+            self.upsampler: nn.Module | None = None
+            self.static_branch: StaticBranch | None = None
             fused = self.backbone.out_channels
         else:
             check_minimum(name, 1, static_filters=static_filters, upsampled_filters=upsampled_filters)
@@ -206,6 +206,7 @@ class DownscalingNetwork(nn.Module):
             fine_inputs = interpolated if static is None else torch.cat([interpolated, static], dim=1)
             features = self.backbone(self.input_noise(fine_inputs))
         else:
+            assert self.upsampler is not None, "post-upsampling networks have an upsampler"
             features = self.upsampler(self.backbone(self.input_noise(x)))
             if self.static_branch is not None:
                 features = torch.cat([features, self.static_branch(static)], dim=1)

@@ -16,6 +16,12 @@ from torch import nn
 from dl4ds.networks.blocks import BlockOptions, ChannelLayerNorm, conv3x3
 
 
+class Backbone(nn.Module):
+    """Base of the backbones: feature extractors that keep the grid, (B, in, h, w) -> (B, out_channels, h, w)."""
+
+    out_channels: int  # feature maps of the output, set by every backbone
+
+
 class ConvUnit(nn.Sequential):
     """conv3x3 -> norm -> ReLU -> dropout -> attention: (B, in, h, w) -> (B, out, h, w)."""
 
@@ -29,7 +35,7 @@ class ConvUnit(nn.Sequential):
         )
 
 
-class ConvNet(nn.Module):
+class ConvNet(Backbone):
     """Plain convolutional backbone: a head convolution and ``n_blocks`` conv units."""
 
     def __init__(self, in_channels: int, options: BlockOptions, *, n_filters: int = 48, n_blocks: int = 4) -> None:
@@ -66,7 +72,7 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     """EDSR backbone: head conv, ``n_blocks`` residual blocks, a conv and a long skip from the head."""
 
     def __init__(self, in_channels: int, options: BlockOptions, *, n_filters: int = 48, n_blocks: int = 3) -> None:
@@ -110,7 +116,7 @@ class DenseBlock(nn.Module):
         return x + self.attention(self.transition(torch.cat(features, dim=1)))
 
 
-class DenseNet(nn.Module):
+class DenseNet(Backbone):
     """Dense backbone: head conv, ``n_blocks`` dense blocks, a long skip from the head."""
 
     def __init__(
@@ -160,7 +166,7 @@ class ConvNeXtBlock(nn.Module):
         return x + self.attention(self.gamma * y)
 
 
-class ConvNeXt(nn.Module):
+class ConvNeXt(Backbone):
     """ConvNeXt backbone: head conv and ``n_blocks`` ConvNeXt blocks (depthwise by design; ``separable`` does not change them)."""
 
     def __init__(
@@ -181,7 +187,7 @@ class ConvNeXt(nn.Module):
         return self.body(self.head(x))
 
 
-class UNet(nn.Module):
+class UNet(Backbone):
     """U-Net (Ronneberger et al. 2015) with ``depth`` poolings, doubling channels at each level.
 
     Grids not divisible by ``2**depth`` are padded (replicating edges) and the
@@ -225,7 +231,7 @@ class UNet(nn.Module):
         return x[..., :height, :width]
 
 
-BACKBONES: dict[str, type[nn.Module]] = {
+BACKBONES: dict[str, type[Backbone]] = {
     "convnet": ConvNet,
     "resnet": ResNet,
     "densenet": DenseNet,

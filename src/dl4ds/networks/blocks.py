@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,7 @@ from dl4ds.utils.interpolation import upsample
 # outer ring of 4 fine cells against 0.132 with replicate padding, and 0.127
 # in the interior with both (bicubic: 0.299 and 0.240). Replicate padding, an
 # extra copy of every feature map per convolution, also trained 25-35% slower on CPU.
-PADDING_MODE = "zeros"
+PADDING_MODE: Final = "zeros"
 
 NORMALIZATIONS = ("none", "batch", "layer", "group")
 DROPOUT_VARIANTS = ("standard", "gaussian", "spatial")
@@ -308,6 +309,8 @@ class OutputActivation(nn.Module):
     ``"relu"`` clips at the floor, ``"softplus"`` approaches it smoothly;
     channels whose activation is ``"none"`` pass unchanged.
     """
+
+    floor: torch.Tensor  # (V,) buffer, normalised units
 
     def __init__(self, activations: Sequence[str]) -> None:
         super().__init__()

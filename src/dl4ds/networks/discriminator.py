@@ -69,6 +69,8 @@ class ConditionalDiscriminator(nn.Module):
         ConfigError: a parameter below its minimum.
     """
 
+    detail_scale: torch.Tensor  # (V,) buffer, normalised units
+
     def __init__(
         self,
         target_channels: int,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -65,6 +66,13 @@ def item_keys(seed: int, sample: int, items: torch.Tensor) -> torch.Tensor:
     return combine(key.to(items.device), items)
 
 
+@runtime_checkable
+class StochasticLayer(Protocol):
+    """A layer that draws from :class:`RandomFields` when its ``random_fields`` is set, else from torch's generator."""
+
+    random_fields: RandomFields | None
+
+
 class RandomFields:
     """Noise for one forward pass of tiles: uniform or normal values keyed by input, layer, channel and position.
 
@@ -91,7 +99,7 @@ class RandomFields:
         :class:`~dl4ds.networks.blocks.FieldDropout`); they are numbered in
         module order, which keys their fields.
         """
-        layers = [module for module in network.modules() if hasattr(module, "random_fields")]
+        layers = [module for module in network.modules() if isinstance(module, StochasticLayer)]
         self._layers = {id(module): index for index, module in enumerate(layers)}
         for module in layers:
             module.random_fields = self

@@ -75,7 +75,8 @@ class CGANTrainer(Trainer):
             spectral_norm=self.gan.spectral_norm,
         )
         self.discriminator.detail_scale.copy_(detail_scale(train))
-        self.discriminator.to(self.device, memory_format=self.memory_format)
+        # Module.to(memory_format=...) works at runtime, but torch's stubs lack that overload.
+        self.discriminator.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
         self.discriminator_optimizer = torch.optim.Adam(
             self.discriminator.parameters(),
             lr=self.gan.discriminator_learning_rate or self.options.learning_rate,
@@ -123,7 +124,7 @@ class CGANTrainer(Trainer):
         adversarial = self._generator_adversarial(as_shown(prediction), condition)
         adversarial_on = len(self.history.epochs) >= self.gan.warmup_epochs
         total = content + (self.gan.adversarial_weight * adversarial if adversarial_on else 0.0)
-        self.optimise(total, self.optimizer, network.parameters())  # type: ignore[arg-type]
+        self.optimise(total, self.optimizer, network.parameters())
         self.update_average()
         return {"loss": content.item(), "adversarial": adversarial.item(), **d_terms, **terms}
 

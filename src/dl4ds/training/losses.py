@@ -202,7 +202,8 @@ def _ssim_scale(
         covariance s_xy, ``l = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1)`` and
         ``cs = (2 s_xy + C2) / (s_x^2 + s_y^2 + C2)``.
     """
-    window = _gaussian_window(*truth.shape[-2:], device=truth.device)
+    height, width = truth.shape[-2:]
+    window = _gaussian_window(height, width, device=truth.device)
     # Moments about each field's own mean (constant shifts leave variances and covariances unchanged) limit the
     # float32 cancellation in E[x^2] - E[x]^2, so that a constant field has a variance of exactly 0.
     offset_x = members.detach().mean((-2, -1), keepdim=True)

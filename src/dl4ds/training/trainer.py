@@ -13,10 +13,10 @@ import math
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -144,7 +144,8 @@ class Trainer(ABC):
     def parallel(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` as the training steps call it: wrapped in DDP across processes, compiled with ``compile``."""
         module = self.distributed.wrap(module, self.device)
-        return torch.compile(module) if self.options.compile else module
+        # torch.compile of a module returns a module (OptimizedModule); its stubs type it as a plain callable.
+        return cast(torch.nn.Module, torch.compile(module)) if self.options.compile else module
 
     def components(self, model: DownscalingModel, train: Dataset) -> dict[str, Any]:
         """Objects with a ``state_dict`` that a resumed run must restore, created at the start of :meth:`fit`."""
@@ -190,7 +191,8 @@ class Trainer(ABC):
                 f"ensemble_size={self.options.ensemble_size} needs a stochastic network whose repeated predictions differ; "
                 "set the model parameter noise_channels (e.g. 4) or mc_dropout with a dropout rate"
             )
-        model.to(self.device, memory_format=self.memory_format)
+        # Module.to(memory_format=...) works at runtime, but torch's stubs lack that overload.
+        model.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
         self.history = TrainingHistory()
         parts = self.components(model, train)
         start_epoch = self._restore(model, parts) if resume else 1
@@ -228,7 +230,7 @@ class Trainer(ABC):
             # A resumed run whose best epoch came before the interruption.
             model.load_state_dict(read_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT)["state_dict"])
         # The standard layout, so the model predicts exactly like one loaded from its checkpoint.
-        model.to(memory_format=torch.contiguous_format)
+        model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # missing from torch's stubs
         model.eval()
         return model
 
@@ -239,7 +241,8 @@ class Trainer(ABC):
         """
         if isinstance(train, IterableDataset):
             return DataLoader(train, batch_size=batch_size, num_workers=self.options.num_workers)
-        sampler = DistributedSampler(
+        assert isinstance(train, Sized), "a map-style dataset has a length"
+        sampler: DistributedSampler[int] = DistributedSampler(
             train,
             num_replicas=self.distributed.world_size,
             rank=self.distributed.rank,
@@ -354,7 +357,7 @@ class Trainer(ABC):
         terms = self.loss.terms(prediction, batch.frames(batch.y), batch.frames(batch.weight))
         total = self.loss.combine(terms)
         logged = {name: value.item() for name, value in terms.items()} if len(terms) > 1 else {}
-        return total, logged  # type: ignore[return-value]
+        return total, logged
 
     def optimise(
         self,

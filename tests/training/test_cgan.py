@@ -10,7 +10,7 @@ import pytest
 import torch
 import xarray as xr
 import yaml
-from conftest import SMALL_PARAMS
+from helpers import SMALL_PARAMS
 
 from dl4ds import load_model
 from dl4ds.data import DownscalingDataset, Normalizer
@@ -178,6 +178,7 @@ def _train_command(config_path, *extra):
     return [sys.executable, "-m", "dl4ds.cli", "--quiet", "train", str(config_path), *extra]
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     """A CGAN run killed by SIGKILL in the middle of training resumes to bit-identical final weights."""
     raw = _config(tmp_path, trainer="cgan", loss="crps", ensemble_size=2, epochs=5, ema_decay=0.9)

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import make_field
+from helpers import make_field
 
 from dl4ds.data import MOS, DownscalingDataset, Grid, Normalizer, PerfectProg, standardize
 from dl4ds.errors import ConfigError, DataError

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
-from conftest import make_field
+from helpers import make_field
 
 from dl4ds.baselines import (
     BCSD,

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from test_models import ALL_MODELS, inputs, small_model, small_params
+from helpers import ALL_MODELS, inputs, small_model, small_params
 
 from dl4ds import networks
 from dl4ds.data.normalization import Normalizer

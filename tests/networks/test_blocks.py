@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_models import ALL_MODELS, inputs, small_model
+from helpers import ALL_MODELS, inputs, small_model
 
 from dl4ds import networks
 from dl4ds.errors import ConfigError

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_PARAMS
+from helpers import SMALL_PARAMS
 
 from dl4ds import load_model
 from dl4ds.data import DownscalingDataset, Normalizer
@@ -347,6 +347,7 @@ def test_ensembles_need_a_stochastic_network(week_pairs):
         SupervisedTrainer(ensemble_size=2, loss="crps", progress=False).fit(_fresh(train, normalizer), train_ds)
 
 
+@pytest.mark.slow
 def test_compiled_training_takes_the_same_steps(era5_week):
     from dl4ds.data import PerfectProg
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from helpers import ERRORS, TRUTH, field
 from scipy import stats as scipy_stats
-from test_metrics import ERRORS, TRUTH, field
 
 from dl4ds.errors import ConfigError, DataError
 from dl4ds.evaluation import statistics as stats

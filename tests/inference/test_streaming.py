@@ -162,6 +162,7 @@ def test_failed_write_leaves_nothing(trained_model, coarse_week, tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_killed_write_leaves_no_file_at_the_destination(generator, tmp_path):
     checkpoint = save_checkpoint(tmp_path / "model.pt", generator)
     rng = np.random.default_rng(0)

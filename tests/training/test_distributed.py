@@ -14,6 +14,8 @@ from dl4ds.errors import ConfigError
 from dl4ds.model.checkpoint import load_model, read_checkpoint
 from dl4ds.training.distributed import Distributed
 
+pytestmark = pytest.mark.slow  # each test runs training in subprocesses
+
 WORKER = Path(__file__).with_name("distributed_worker.py")
 sys.path.insert(0, str(WORKER.parent))
 from distributed_worker import train  # noqa: E402

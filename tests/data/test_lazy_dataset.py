@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from conftest import make_field
+from helpers import make_field
 from torch.utils.data import DataLoader
 from torch.utils.data._utils.collate import default_collate
 from zarr.storage import LocalStore
@@ -296,6 +296,7 @@ def test_errors_name_the_problem(archive, store_path, normalizer, static):
         fit_lazy_normalizer(all_nan, scale=SCALE)
 
 
+@pytest.mark.slow
 def test_cli_trains_lazily_from_a_zarr_store(tmp_path):
     """`data.lazy: true`: the training period is read chunk by chunk; the model trains and is verified."""
     import json

@@ -41,6 +41,7 @@ def trained_run(tmp_path_factory):
     return tmp_path / "run", result
 
 
+@pytest.mark.slow
 def test_train_writes_checkpoints_metrics_and_report(trained_run):
     run, result = trained_run
     assert "best checkpoint" in result.output
@@ -74,6 +75,7 @@ def test_train_writes_checkpoints_metrics_and_report(trained_run):
         assert out["t2m"].shape == (24, 32, 48)
 
 
+@pytest.mark.slow
 def test_downscale_and_evaluate_commands(trained_run, week_pairs, tmp_path):
     run, _ = trained_run
     coarse = tmp_path / "coarse.nc"
@@ -115,6 +117,7 @@ def test_downscale_with_rename_and_regrid(trained_run, tmp_path):
         assert dict(out["t2m"].sizes) == {"member": 13, "time": 6, "lat": 32, "lon": 48}
 
 
+@pytest.mark.slow
 def test_train_mos_from_a_coarse_file(tmp_path, week_pairs):
     """MOS from files: a coarse NetCDF on a shifted 1.25 degree grid is regridded and paired by time."""
     coarse = week_pairs.input_dataset()["t2m"]
@@ -183,6 +186,7 @@ def test_corrupt_checkpoint_via_cli(tmp_path):
     assert not (tmp_path / "x.nc").exists()
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--output", str(tmp_path / "demo"), "--epochs", "1"])
     assert result.exit_code == 0, result.output

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_models import small_params
+from helpers import small_params
 
 from dl4ds import __version__
 from dl4ds.cli import main

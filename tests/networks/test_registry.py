@@ -2,58 +2,11 @@
 
 import pytest
 import torch
+from helpers import ALL_MODELS, inputs, small_model
 
 from dl4ds import networks
 from dl4ds.errors import ConfigError
 from dl4ds.utils.interpolation import upsample
-
-BACKBONES = ("convnet", "resnet", "densenet", "convnext", "unet")
-UPSAMPLINGS = ("pin", "spc", "rc", "dc")
-SPATIAL = [f"{b}_{u}" for b in BACKBONES for u in UPSAMPLINGS]
-ALL_MODELS = SPATIAL + [f"rec{name}" for name in SPATIAL]
-
-_SMALL_BACKBONE = {
-    "convnet": {"n_filters": 8, "n_blocks": 1},
-    "resnet": {"n_filters": 8, "n_blocks": 1},
-    "densenet": {"n_filters": 8, "n_blocks": 1, "growth_rate": 4, "layers_per_block": 2},
-    "convnext": {"n_filters": 8, "n_blocks": 1},
-    "unet": {"n_filters": 8, "depth": 1},
-}
-
-
-def small_params(name: str) -> dict:
-    """Parameters making ``name`` small enough for fast tests."""
-    spatial = name.removeprefix("rec")
-    backbone, upsampling = spatial.split("_")
-    params = dict(_SMALL_BACKBONE[backbone])
-    if upsampling != "pin":
-        params |= {"static_filters": 4, "upsampled_filters": 4}
-    if name.startswith("rec"):
-        params["lstm_filters"] = 2
-    return params
-
-
-def small_model(
-    name: str = "resnet_spc",
-    scale: int = 4,
-    in_channels: int = 2,
-    out_channels: int = 1,
-    static_channels: int = 2,
-    **params,
-):
-    return networks.create(
-        name,
-        scale=scale,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        static_channels=static_channels,
-        **{**small_params(name), **params},
-    )
-
-
-def inputs(name: str, batch: int, channels: int, h: int, w: int, steps: int = 3) -> torch.Tensor:
-    """Random coarse inputs: (B, C, h, w), or (B, T, C, h, w) windows for rec* models."""
-    return torch.randn(batch, steps, channels, h, w) if name.startswith("rec") else torch.randn(batch, channels, h, w)
 
 
 @pytest.fixture(autouse=True)
