@@ -136,8 +136,10 @@ def test_train_mos_from_a_coarse_file(tmp_path, week_pairs):
     result = CliRunner().invoke(main, ["train", str(config)])
     assert result.exit_code == 0, result.output
     with xr.open_dataset(tmp_path / "run" / "test_downscaled.nc") as out:
-        # the target is cropped to the coarse cells within the coarse data: 7 x 11 of 8 x 12
-        assert out["t2m"].shape == (16, 28, 44)  # 2 test days every 3 hours
+        # the target keeps every cell within the coarse data's cells (50..57.25 N, 10 W..1 E), padded for the
+        # network to 32 x 48 and cut back: no crop to a multiple of the scale
+        assert out["t2m"].shape == (16, 30, 45)  # 2 test days every 3 hours
+        assert not out["t2m"].isnull().any()
 
 
 def test_models_lists_resnet_spc():
