@@ -134,7 +134,7 @@ def _grid_mapping(obj: xr.DataArray | xr.Dataset) -> tuple[str, str | None, dict
         if not reference:
             continue
         name = str(reference).split(":")[0].split()[0]  # the extended form "crs: lat lon" names the variable first
-        if name in obj.variables:
+        if name in (obj.variables if isinstance(obj, xr.Dataset) else obj.coords):
             attrs = dict(obj[name].attrs)
             return name, attrs.get("grid_mapping_name"), attrs
         return name, None, {}

@@ -42,8 +42,8 @@ class DownscaleOptions(Options):
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:N, mps")
     regrid: bool = Field(
         default=False,
-        description="interpolate (bilinearly) input that is not on the model's coarse grid onto it; without it "
-        "such input is an error",
+        description="regrid input that is not on the model's coarse grid onto it (with regrid_method); without it "
+        "such input is an error, except input on the grid of the model's MOS training data, regridded as in training",
     )
     regrid_method: RegridMethod | None = Field(
         default=None,
