@@ -149,3 +149,8 @@ def test_metadata_keeps_the_padding_and_resampling(era5_week):
     again = ModelMetadata.from_dict(meta.to_dict())
     assert again.padding == paired.padding and again.domain_grid.equals(paired.domain_grid)
     assert again.resampling.method == "linear" and again.resampling.grid.equals(paired.resampling.grid)
+
+
+def test_mos_crop_is_deprecated_and_ignored():
+    with pytest.warns(DeprecationWarning, match="MOS pads the target"):
+        assert MOS(scale=4, crop=True).scale == 4

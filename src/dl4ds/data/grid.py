@@ -43,8 +43,8 @@ _PROJECTED_STANDARD_NAMES = (
 )
 _ROTATED_NAMES = ("rlat", "rlon")  # the CORDEX names of rotated-pole coordinates
 _REGRID_HINT = (
-    "dl4ds works on regular latitude-longitude grids; regrid the data onto one first, e.g. conservatively with "
-    "CDO (cdo remapcon,GRID in.nc out.nc) or xESMF"
+    "dl4ds works on regular latitude-longitude grids: regrid the data onto one first, e.g. conservatively with "
+    "CDO (cdo remapcon,GRID in.nc out.nc) or xESMF."
 )
 
 
@@ -95,8 +95,8 @@ def check_regular_grid(obj: xr.DataArray | xr.Dataset, *, role: str = "data") ->
             pole = f", north pole at {attrs['grid_north_pole_latitude']} N {attrs['grid_north_pole_longitude']} E"
         raise DataError(
             f"the {role} data is on a {'rotated-pole' if rotated else 'projected'} grid (grid_mapping {name!r}: "
-            f"{kind}{pole}; dims {tuple(map(str, obj.dims))}), not a regular latitude-longitude grid. "
-            f"Its coordinates are not latitude and longitude and dl4ds does not treat them as such; {_REGRID_HINT}."
+            f"{kind}{pole}; dims {tuple(map(str, obj.dims))}), whose coordinates are not latitude and longitude. "
+            + _REGRID_HINT
         )
     for dim in obj.dims:
         coordinate = obj[dim] if dim in obj.coords else None
@@ -106,14 +106,13 @@ def check_regular_grid(obj: xr.DataArray | xr.Dataset, *, role: str = "data") ->
         ):
             raise DataError(
                 f"the {role} data is on a rotated-pole grid (dim {str(dim)!r}"
-                f"{f' with standard_name {standard_name!r}' if standard_name else ''}), not a regular "
-                f"latitude-longitude grid; dl4ds does not take rotated coordinates for latitude and longitude. "
-                f"{_REGRID_HINT[0].upper()}{_REGRID_HINT[1:]}."
+                f"{f' with standard_name {standard_name!r}' if standard_name else ''}), whose coordinates are not "
+                "latitude and longitude. " + _REGRID_HINT
             )
         if standard_name in _PROJECTED_STANDARD_NAMES:
             raise DataError(
-                f"the {role} data is on a projected grid (dim {str(dim)!r} with standard_name {standard_name!r}), "
-                f"not a regular latitude-longitude grid. {_REGRID_HINT[0].upper()}{_REGRID_HINT[1:]}."
+                f"the {role} data is on a projected grid (dim {str(dim)!r} with standard_name {standard_name!r}). "
+                + _REGRID_HINT
             )
     for standard in ("lat", "lon"):
         key = _CF_KEYS[standard][0]
@@ -121,8 +120,7 @@ def check_regular_grid(obj: xr.DataArray | xr.Dataset, *, role: str = "data") ->
         if two_d and _find_name(obj, standard) is None:
             raise DataError(
                 f"the {role} data gives {key} as the {obj[two_d[0]].ndim}-D coordinate {two_d[0]!r} over dims "
-                f"{obj[two_d[0]].dims} (a curvilinear or projected grid), not as a dimension of a regular "
-                f"latitude-longitude grid. {_REGRID_HINT[0].upper()}{_REGRID_HINT[1:]}."
+                f"{obj[two_d[0]].dims} (a curvilinear or projected grid), not as a dimension. " + _REGRID_HINT
             )
 
 

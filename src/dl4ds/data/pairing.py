@@ -176,8 +176,7 @@ class PairedData:
     @property
     def domain_grid(self) -> Grid:
         """The target domain: the fine grid without its padding."""
-        rows, cols = self.domain
-        return Grid(self.fine_grid.lat[rows], self.fine_grid.lon[cols])
+        return unpadded(self.fine_grid, self.padding)
 
     @property
     def times(self) -> pd.Index:
@@ -225,6 +224,12 @@ def domain_slices(shape: tuple[int, int], padding: Padding) -> tuple[slice, slic
     """The index slices of a padded fine grid of ``shape`` that hold the unpadded domain."""
     (top, bottom), (left, right) = padding
     return slice(top, shape[0] - bottom), slice(left, shape[1] - right)
+
+
+def unpadded(fine: Grid, padding: Padding) -> Grid:
+    """The domain of a padded fine grid: ``fine`` without its ``padding``."""
+    rows, cols = domain_slices(fine.shape, padding)
+    return Grid(fine.lat[rows], fine.lon[cols])
 
 
 def choose_scale(fine: Grid, coarse: Grid) -> int:
@@ -312,8 +317,7 @@ def fine_static(
     source = sources[0]
     field = select_field(source.data, source.variables, role="static", dims=("lat", "lon"))
     names = [str(v) for v in field["variable"].values]
-    rows, cols = domain_slices(fine.shape, padding)
-    domain = Grid(fine.lat[rows], fine.lon[cols])
+    domain = unpadded(fine, padding)
     notes = []
     method = source.regrid or "linear"
     if domain.window_in(Grid.of(field)) is None:
@@ -332,8 +336,7 @@ def _coarse_predictors(
     times: xr.DataArray,
 ) -> tuple[xr.DataArray | None, dict[str, dict[str, str]], list[str]]:
     """Bring predictors from each source, at any resolution, onto the coarse grid at the target's times."""
-    rows, cols = domain_slices(fine.shape, padding)
-    domain = Grid(fine.lat[rows], fine.lon[cols])
+    domain = unpadded(fine, padding)
     fields: list[xr.DataArray] = []
     attrs: dict[str, dict[str, str]] = {}
     notes: list[str] = []

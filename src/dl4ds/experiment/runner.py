@@ -80,8 +80,9 @@ def open_source(source: VariableSource, role: str) -> xr.Dataset:
     return with_units(open_data(source.path), source.units, role=role)
 
 
-def _pairing_source(source: VariableSource | None, role: str) -> Source | None:
-    return None if source is None else Source(open_source(source, role), source.variables, source.regrid)
+def _pairing_source(source: VariableSource, role: str) -> Source:
+    """A configured source opened for pairing: data, variables and regrid method."""
+    return Source(open_source(source, role), source.variables, source.regrid)
 
 
 class Experiment:
@@ -135,8 +136,8 @@ class Experiment:
             target = standardize(target, role="target").sel(time=slice(*period))
         common: _PairingSources = {
             "variables": data.target.variables,
-            "static": _pairing_source(data.static, "static"),
-            "predictors": [source for s in data.predictor_sources if (source := _pairing_source(s, "predictor"))],
+            "static": None if data.static is None else _pairing_source(data.static, "static"),
+            "predictors": [_pairing_source(source, "predictor") for source in data.predictor_sources],
         }
         if data.pairing == "mos":
             assert data.coarse is not None, "the config requires a coarse source for mos"
@@ -233,7 +234,7 @@ class Experiment:
         pairing: dict[str, Any] = {
             "scale": data.scale,
             "variables": data.target.variables,
-            "static": _pairing_source(data.static, "static"),
+            "static": None if data.static is None else _pairing_source(data.static, "static"),
             "static_variables": None,
             "crop": data.crop,
         }

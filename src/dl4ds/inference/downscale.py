@@ -35,6 +35,7 @@ from dl4ds._version import __version__
 from dl4ds.data import units
 from dl4ds.data.fields import VariableSpec, as_dataset, check_variables, select_variables
 from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, coordinate_names, latitude_descending, standardize
+from dl4ds.data.pairing import NO_PADDING
 from dl4ds.data.regrid import RegridMethod
 from dl4ds.data.regrid import regrid as regrid_field
 from dl4ds.errors import ConfigError, DataError
@@ -556,7 +557,7 @@ def _input_grid(source: Grid, meta: ModelMetadata, domain_bound: bool, regrid: b
 
 def _domain_window(grid: Grid, meta: ModelMetadata) -> tuple[slice, slice] | None:
     """The fine cells of the network's output on ``grid`` that lie in the model's domain, when it has padding to cut."""
-    if meta.padding == ((0, 0), (0, 0)) or grid.window_in(meta.coarse_grid) is None:
+    if meta.padding == NO_PADDING or grid.window_in(meta.coarse_grid) is None:
         return None
     window = grid.refine(meta.scale).cells_within(meta.domain_grid)
     if window is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from dl4ds.data.grid import Grid
 from dl4ds.data.normalization import Normalizer
-from dl4ds.data.pairing import NO_PADDING, Padding, Resampling, domain_slices
+from dl4ds.data.pairing import NO_PADDING, Padding, Resampling, unpadded
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,7 @@ class ModelMetadata:
     @property
     def domain_grid(self) -> Grid:
         """The training target's domain: the fine grid without its padding."""
-        rows, cols = domain_slices(self.fine_grid.shape, self.padding)
-        return Grid(self.fine_grid.lat[rows], self.fine_grid.lon[cols])
+        return unpadded(self.fine_grid, self.padding)
 
     def to_dict(self) -> dict[str, Any]:
         return {
