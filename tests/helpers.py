@@ -44,6 +44,21 @@ def make_field(
     )
 
 
+def era5_week_on_grid(era5_week: xr.Dataset, spacing: float) -> xr.DataArray:
+    """The ERA5 t2m remapped conservatively onto a ``spacing`` degree grid whose cells cover the ERA5 cells.
+
+    The ERA5 cells span 49.875..58.125 N and 10.125 W..2.125 E; the coarse cells
+    start at those edges, and the outer ones reach beyond them (their values
+    are the means over the part they cover).
+    """
+    from dl4ds.data import Grid, standardize
+    from dl4ds.data.regrid import conservative_regrid
+
+    lat = 49.875 + spacing * (0.5 + np.arange(int(np.ceil(8.25 / spacing))))
+    lon = -10.125 + spacing * (0.5 + np.arange(int(np.ceil(12.25 / spacing))))
+    return conservative_regrid(standardize(era5_week["t2m"]), Grid(lat, lon))
+
+
 # --- networks ----------------------------------------------------------------------------------------------------
 
 BACKBONES = ("convnet", "resnet", "densenet", "convnext", "unet")

@@ -13,6 +13,7 @@ import click
 from pydantic.fields import FieldInfo
 
 from dl4ds.errors import DL4DSError
+from dl4ds.evaluation.options import EvaluateInputOptions
 from dl4ds.inference.options import DownscaleOptions
 from dl4ds.utils.options import Options
 
@@ -191,6 +192,7 @@ def downscale(checkpoint: str, input_path: str, output: str, progress: bool | No
     "--groupby", help="Also score per season, month, lead_time, member, ... (a time component or a dimension)."
 )
 @click.option("--name", default="prediction", show_default=True, help="Name of the prediction in the report.")
+@option_fields(EvaluateInputOptions)
 def evaluate(
     prediction: str,
     truth: str,
@@ -201,6 +203,7 @@ def evaluate(
     config_path: str | None,
     groupby: str | None,
     name: str,
+    **options: Any,
 ) -> None:
     """Verify PREDICTION against TRUTH (NetCDF or Zarr) and write a report: tables, NetCDF, figures, HTML.
 
@@ -209,13 +212,16 @@ def evaluate(
     rank histograms for ensembles; each baseline's scores and the skill
     relative to it.
     """
+    from dl4ds.data.units import with_units
     from dl4ds.evaluation.pipeline import Evaluation, parse_baselines, verify
     from dl4ds.evaluation.verification import Verification
     from dl4ds.experiment import Experiment
     from dl4ds.io import open_data
 
+    reading = EvaluateInputOptions.parse({k: v for k, v in options.items() if v is not None}, "evaluate options")
     names = parse_baselines(baselines) if baselines else []
-    predicted, observed = open_data(prediction), open_data(truth)
+    predicted = with_units(open_data(prediction), reading.units, role="prediction")
+    observed = with_units(open_data(truth), reading.truth_units, role="truth")
     train = pairs = None
     if names:
         if (checkpoint is None) == (config_path is None):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +15,78 @@ from dl4ds._version import __version__
 from dl4ds.errors import DataError
 from dl4ds.utils.atomic import atomic_path
 
+DataPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+"""A NetCDF file or Zarr store, ``bundled:NAME``, a glob pattern (``era5_*.nc``) or a list of files."""
 
-def open_data(path: str | os.PathLike[str]) -> xr.Dataset:
-    """Open a NetCDF file or Zarr store lazily (dask-backed); 'bundled:NAME' opens a bundled dataset."""
-    text = str(path)
-    if text.startswith("bundled:"):
-        from dl4ds import datasets
+GLOB_CHARACTERS = "*?["
 
-        path = datasets.path(text.removeprefix("bundled:"))
-    path = Path(path)
+
+def open_data(path: DataPaths) -> xr.Dataset:
+    """Open data lazily (dask-backed): a NetCDF file or Zarr store, ``bundled:NAME``, a glob or a list of files.
+
+    Several files (a list, or the files a glob pattern matches, in sorted
+    order) are opened together with :func:`xarray.open_mfdataset`: split
+    along time, or holding different variables, on the same grid.
+
+    Raises:
+        DataError: a path that does not exist, a pattern that matches nothing,
+            an unreadable file, or files that cannot be combined (naming them).
+    """
+    paths = expand_paths(path)
+    if len(paths) == 1:
+        return _open_one(paths[0])
+    for each in paths:
+        if not each.exists():
+            raise DataError(f"input {str(each)!r} does not exist; give the paths of NetCDF files or Zarr stores")
+    engine = "zarr" if any(_is_zarr(each) for each in paths) else None
+    try:
+        return xr.open_mfdataset(
+            paths,
+            engine=engine,
+            chunks={},
+            combine="by_coords",
+            data_vars="minimal",
+            coords="minimal",
+            compat="override",
+            join="exact",
+        )
+    except Exception as error:  # the engines and the combination raise many unrelated types
+        shown = ", ".join(repr(str(each)) for each in paths[:4]) + (", ..." if len(paths) > 4 else "")
+        raise DataError(
+            f"cannot open the {len(paths)} files {shown} as one dataset ({type(error).__name__}: {error}); give files "
+            "that split one dataset along time or by variable, on the same grid"
+        ) from None
+
+
+def expand_paths(path: DataPaths) -> list[Path]:
+    """The files ``path`` names: itself, a bundled dataset's file, every file a glob matches (sorted), or a list's."""
+    if isinstance(path, str | os.PathLike):
+        text = str(path)
+        if text.startswith("bundled:"):
+            from dl4ds import datasets
+
+            return [datasets.path(text.removeprefix("bundled:"))]
+        if any(character in text for character in GLOB_CHARACTERS) and not Path(text).exists():
+            matches = sorted(glob.glob(os.path.expanduser(text)))
+            if not matches:
+                raise DataError(f"no file matches the pattern {text!r}; check the folder and the pattern")
+            return [Path(match) for match in matches]
+        return [Path(path)]
+    paths = [each for item in path for each in expand_paths(item)]
+    if not paths:
+        raise DataError("the list of input files is empty; give at least one NetCDF file or Zarr store")
+    return paths
+
+
+def _is_zarr(path: Path) -> bool:
+    return path.suffix == ".zarr" or (path.is_dir() and any((path / n).exists() for n in (".zgroup", "zarr.json")))
+
+
+def _open_one(path: Path) -> xr.Dataset:
     if not path.exists():
         raise DataError(f"input {str(path)!r} does not exist; give the path of a NetCDF file or Zarr store")
-    is_zarr = path.suffix == ".zarr" or (path.is_dir() and any((path / n).exists() for n in (".zgroup", "zarr.json")))
     try:
-        if is_zarr:
+        if _is_zarr(path):
             return xr.open_zarr(path)
         return xr.open_dataset(path, chunks={})
     except Exception as error:  # the engines raise many unrelated types for unreadable files

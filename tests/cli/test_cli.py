@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 import yaml
 from click.testing import CliRunner
+from helpers import era5_week_on_grid
 
 from dl4ds.cli import main
 from dl4ds.io import write_netcdf
@@ -118,26 +119,39 @@ def test_downscale_with_rename_and_regrid(trained_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_mos_from_a_coarse_file(tmp_path, week_pairs):
-    """MOS from files: a coarse NetCDF on a shifted 1.25 degree grid is regridded and paired by time."""
-    coarse = week_pairs.input_dataset()["t2m"]
-    shifted = coarse.interp(
-        lat=coarse["lat"].values[0] + 1.25 * np.arange(6), lon=coarse["lon"].values[0] + 1.25 * np.arange(9)
-    )
-    write_netcdf(shifted.rename("t2m_model").to_dataset(), tmp_path / "coarse.nc")
+def test_train_mos_at_a_non_integer_ratio_from_files(tmp_path, era5_week):
+    """MOS from YAML: ERA5 remapped conservatively onto a 0.7 degree grid, in degC, in two files, no scale given."""
+    coarse = era5_week_on_grid(era5_week, 0.7)
+    celsius = (coarse - 273.15).assign_attrs(units="degC").rename("t2m_model").to_dataset()
+    write_netcdf(celsius.isel(time=slice(0, 32)), tmp_path / "coarse_1.nc")
+    write_netcdf(celsius.isel(time=slice(32, None)), tmp_path / "coarse_2.nc")
     config = _config(
         tmp_path,
         pairing="mos",
-        coarse={"path": "coarse.nc", "variables": ["t2m_model"]},
+        scale=None,
+        coarse={"path": "coarse_*.nc", "variables": ["t2m_model"]},
         train_period=["2019-03-01", "2019-03-04"],
         val_period=["2019-03-05", "2019-03-05"],
         test_period=["2019-03-06", "2019-03-07"],
     )
     result = CliRunner().invoke(main, ["train", str(config)])
     assert result.exit_code == 0, result.output
-    with xr.open_dataset(tmp_path / "run" / "test_downscaled.nc") as out:
-        # the target is cropped to the coarse cells within the coarse data: 7 x 11 of 8 x 12
-        assert out["t2m"].shape == (16, 28, 44)  # 2 test days every 3 hours
+    run = tmp_path / "run"
+    with xr.open_dataset(run / "test_downscaled.nc") as out:
+        # the whole 33 x 49 target domain (0.25 degree) at scale 3 (0.7 / 0.25 = 2.8), no crop, no NaN, in K
+        assert out["t2m"].shape == (16, 33, 49)  # 2 test days every 3 hours
+        assert not out["t2m"].isnull().any() and out["t2m"].attrs["units"] == "K"
+        expected = out["t2m"].load()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["resnet_spc"]["rmse"] < metrics["nearest"]["rmse"]
+    # the native 0.7 degree files are regridded like in training, without --regrid
+    result = CliRunner().invoke(
+        main,
+        ["downscale", str(run / "checkpoints/best.pt"), str(tmp_path / "coarse_*.nc"), "-o", str(tmp_path / "o.nc")],
+    )
+    assert result.exit_code == 0, result.output
+    with xr.open_dataset(tmp_path / "o.nc") as out:
+        np.testing.assert_allclose(out["t2m"].sel(time=expected["time"]).values, expected.values, atol=1e-4)
 
 
 def test_models_lists_resnet_spc():

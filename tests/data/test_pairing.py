@@ -123,13 +123,19 @@ def test_mos_regrids_unaligned_coarse_data(era5_week):
         dims=("time", "lat", "lon"),
         coords={"time": times, "lat": lat, "lon": lon},
         name="ts",
+        attrs={"units": "K"},
     )
     paired = MOS(scale=4).pair(era5_week, coarse, coarse_variables=["ts"])
     grid = paired.coarse_grid
     assert grid.equals(paired.fine_grid.coarsen(4))
     expected = 280 + 0.5 * (grid.lat[:, None] - 54) + 0.2 * (grid.lon[None, :] + 4)
     np.testing.assert_allclose(paired.inputs.values[3, 0], expected, atol=1e-4)
-    assert any("interpolated (linear) the coarse data" in note for note in paired.notes)
+    assert any("regridded (linear) the coarse data" in note for note in paired.notes)
+    # the whole 33 x 49 target is kept, padded to 36 x 52 (one cell before, two after, NaN)
+    assert paired.padding == ((1, 2), (1, 2)) and paired.fine_grid.shape == (36, 52)
+    assert paired.domain_grid.equals(Grid.of(standardize(era5_week)))
+    assert np.isnan(paired.target.values[:, :, 0]).all() and np.isnan(paired.target.values[:, :, -2:]).all()
+    assert paired.target_dataset().sizes == {"time": 56, "lat": 33, "lon": 49}
 
 
 def test_mos_without_common_times_is_an_error(era5_week):
@@ -140,17 +146,18 @@ def test_mos_without_common_times_is_an_error(era5_week):
 
 def test_mos_crops_the_target_to_the_area_the_coarse_data_covers(era5_week, caplog):
     coarse = PerfectProg(scale=4).pair(era5_week).inputs.sel(channel="t2m", drop=True).rename("t2m")
-    partial = coarse.isel(lat=slice(2, None)).assign_coords(lat=coarse["lat"][2:] + 0.1)
+    partial = coarse.isel(lat=slice(2, None)).assign_coords(lat=coarse["lat"][2:] + 0.1).assign_attrs(units="K")
     with caplog.at_level(logging.WARNING, logger="dl4ds"):
         paired = MOS(scale=4).pair(era5_week, partial)
-    # coarse centres 52.475..57.475 N cover the aligned coarse rows 52.875..57.375 N (rows 3-7 of 8)
-    np.testing.assert_allclose(paired.coarse_grid.lat, coarse["lat"].values[3:])
-    assert paired.target.sizes["lat"] == 20 and paired.target.sizes["lon"] == 48
-    assert "cropped the target grid to 20 x 48 cells" in caplog.text
+    # coarse cells 51.975..57.975 N hold the target rows 52.0..57.75 N (24 rows), and 10 W..1.75 E (48 columns)
+    assert paired.domain_grid.shape == (24, 48)
+    np.testing.assert_allclose(paired.domain_grid.lat[[0, -1]], [52.0, 57.75])
+    assert "cropped the target grid to 24 x 48 cells" in caplog.text
 
 
 def test_mos_coarse_data_elsewhere_is_an_error(era5_week):
     coarse = PerfectProg(scale=4).pair(era5_week).inputs.sel(channel="t2m", drop=True).rename("t2m")
+    coarse = coarse.assign_attrs(units="K")
     with pytest.raises(DataError, match="does not overlap the target grid"):
         MOS(scale=4).pair(era5_week, coarse.assign_coords(lat=coarse["lat"] + 30))
 

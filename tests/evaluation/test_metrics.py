@@ -108,8 +108,19 @@ def test_mismatched_grids_raise():
         compute_metrics(pred, field(TRUTH[:, :, :1], lon=(10.0,)))
     with pytest.raises(DataError, match="dims"):
         compute_metrics(pred, field(TRUTH).isel(time=0, drop=True))
-    with pytest.raises(DataError, match="units"):
-        compute_metrics(pred, field(TRUTH - 273.15, units="degC"))
+
+
+def test_units_are_converted_not_compared():
+    pred = field(TRUTH + ERRORS)
+    reference = compute_metrics(pred, field(TRUTH))
+    # the truth in degC: the prediction (K) is converted to degC, so the scores (differences) are the same
+    in_celsius = compute_metrics(pred, field(TRUTH - 273.15, units="degC"))
+    assert in_celsius == pytest.approx(reference, abs=1e-9)
+    assert compute_metrics(pred.assign_attrs(units="kelvin"), field(TRUTH)) == pytest.approx(reference, abs=1e-12)
+    with pytest.raises(DataError, match="'m'.*measure different quantities"):
+        compute_metrics(pred, field(TRUTH, units="m"))
+    with pytest.raises(DataError, match="has no units.*--truth-units"):
+        compute_metrics(pred, field(TRUTH, units=None).assign_attrs(units=None))
 
 
 def test_grid_within_tolerance_and_longitude_convention_accepted():

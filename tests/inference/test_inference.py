@@ -1,5 +1,7 @@
 """Downscaling with a trained model: coordinates, extra dims, grids, variables, NetCDF output."""
 
+import logging
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -72,11 +74,36 @@ def test_other_scale_is_rejected(trained_model, era5_week):
         downscale(trained_model, era5_week.isel(time=slice(0, 2)))
 
 
-def test_other_units_are_rejected(trained_model, coarse_week):
-    celsius = (coarse_week - 273.15).assign_attrs()
-    celsius["t2m"].attrs = {"units": "degC"}
-    with pytest.raises(DataError, match="'degC' but the model was trained on 'K'"):
-        downscale(trained_model, celsius)
+def test_input_in_other_units_is_converted_like_by_hand(trained_model, coarse_week, caplog):
+    week = coarse_week.isel(time=slice(0, 4))
+    celsius = week.copy()
+    celsius["t2m"] = (week["t2m"] - 273.15).assign_attrs(units="degC")
+    by_hand = celsius.copy()
+    by_hand["t2m"] = (celsius["t2m"] + 273.15).assign_attrs(units="K")
+    with caplog.at_level(logging.INFO, logger="dl4ds"):
+        converted = downscale(trained_model, celsius)
+    assert "from 'degC' to 'K' (x + 273.15)" in caplog.text
+    assert converted["t2m"].attrs["units"] == "K"
+    expected = downscale(trained_model, by_hand)["t2m"].values
+    np.testing.assert_allclose(converted["t2m"].values, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(converted["t2m"].values, downscale(trained_model, week)["t2m"].values, atol=1e-5)
+    # units missing in the file are set with units= (CLI: --units t2m=degC)
+    unlabelled = celsius.copy()
+    unlabelled["t2m"].attrs = {}
+    with pytest.raises(DataError, match="has no units but the model's training data is in 'K'.*--units t2m=UNITS"):
+        downscale(trained_model, unlabelled)
+    relabelled = downscale(trained_model, unlabelled, units={"t2m": "degC"})
+    np.testing.assert_allclose(relabelled["t2m"].values, converted["t2m"].values, atol=0)
+
+
+def test_input_of_another_quantity_is_rejected(trained_model, coarse_week):
+    wrong = coarse_week.isel(time=slice(0, 2)).copy()
+    wrong["t2m"].attrs = {"units": "kg m-2 s-1"}
+    with pytest.raises(DataError, match="'kg m-2 s-1' but the model's training data is in 'K'.*different quantities"):
+        downscale(trained_model, wrong)
+    wrong["t2m"].attrs = {"units": "Kelvins"}
+    with pytest.raises(DataError, match="'Kelvins', which are not units dl4ds can read"):
+        downscale(trained_model, wrong)
 
 
 def test_glosea4_ensemble_is_regridded_and_downscaled(trained_model):

@@ -78,7 +78,8 @@ class Baseline(ABC):
         """Downscale the coarse inputs of ``data``; ``data`` is not modified.
 
         Returns one float32 variable per target variable of ``data``, named like
-        it, with dims (time, lat, lon) and coordinates of ``data.target``, in
+        it, with dims (time, lat, lon) and coordinates of ``data.target`` on
+        its target domain (without the padding of a MOS pairing), in
         physical units with the attributes of ``data.attrs``. Raises
         :class:`ConfigError` before :meth:`fit` for baselines that learn, and
         :class:`DataError` if ``data`` differs from the training data in scale,
@@ -87,7 +88,7 @@ class Baseline(ABC):
         self._check(data)
         values = self._predict(data)
         coords = {dim: data.target[dim] for dim in ("time", "lat", "lon")}
-        return xr.Dataset(
+        predictions = xr.Dataset(
             {
                 name: xr.DataArray(
                     values[:, index].astype(np.float32, copy=False),
@@ -98,6 +99,7 @@ class Baseline(ABC):
                 for index, name in enumerate(data.target_variables)
             }
         )
+        return data.in_domain(predictions)
 
     def _check(self, data: PairedData) -> None:
         if self._layout is not None:

@@ -6,13 +6,13 @@ import numpy as np
 
 from dl4ds.baselines.arrays import block_mean, check_mode, coarse_targets, interpolate_valid
 from dl4ds.baselines.base import Baseline
+from dl4ds.data import units
 from dl4ds.data.pairing import PairedData
 from dl4ds.errors import DataError
 from dl4ds.utils.interpolation import InterpolationMode
 
 STANDARD_GRAVITY = 9.80665  # m s-2, converts geopotential (m2 s-2) to height (m)
 ELEVATION_NAMES = ("elevation", "orography", "orog", "altitude", "height", "hgt", "z", "topo")
-GEOPOTENTIAL_UNITS = {"m**2s**-2", "m2s-2", "m^2s^-2", "m**2/s**2", "m2/s2", "m^2/s^2"}  # spaces removed
 
 
 class LapseRate(Baseline):
@@ -23,8 +23,9 @@ class LapseRate(Baseline):
     anomaly times a rate, e.g. about -6.5e-3 K/m for temperature. Each rate is
     the least-squares slope (no intercept) of the residual ``truth -
     interp(coarse)`` on the elevation anomaly over every valid training value.
-    Geopotential (units m2 s-2) is converted to height; cells without an
-    elevation get no correction.
+    The elevation is converted to m from any length unit (km, ft...), and
+    geopotential (units of m2 s-2) to height; without units it is taken to be
+    in m. Cells without an elevation get no correction.
 
     Args:
         elevation: the static variable holding the elevation; by default the
@@ -72,9 +73,7 @@ class LapseRate(Baseline):
         """(lat, lon) float64 elevation minus its interpolated block average, in m; NaN without elevation."""
         name = self._elevation_name(data)
         assert data.static is not None, "_elevation_name raises without static fields"
-        elevation = data.static.sel(channel=name).values.astype(np.float64)
-        if data.attrs.get(name, {}).get("units", "").replace(" ", "") in GEOPOTENTIAL_UNITS:
-            elevation = elevation / STANDARD_GRAVITY
+        elevation = _in_metres(data.static.sel(channel=name).values.astype(np.float64), name, data)
         coarse = block_mean(elevation, data.scale)
         return elevation - interpolate_valid(coarse, data.scale, self.interpolation)
 
@@ -100,3 +99,17 @@ class LapseRate(Baseline):
         rates = np.array([self.rates_[name] for name in data.target_variables], dtype=np.float32)
         fine = interpolate_valid(coarse_targets(data), data.scale, self.interpolation)
         return fine + rates[:, None, None] * correction
+
+
+def _in_metres(elevation: np.ndarray, name: str, data: PairedData) -> np.ndarray:
+    """The static field ``name`` as a height in m: converted from its length units, or from geopotential."""
+    given = data.attrs.get(name, {}).get("units")
+    if given is None:
+        return elevation
+    what = f"the elevation static field {name!r}"
+    kind = units.parse(given, what=what).dimensionality
+    if kind == units.parse("m2 s-2", what="geopotential").dimensionality:
+        return (
+            units.conversion(given, "m2 s-2", what=what, reference="geopotential").apply(elevation) / STANDARD_GRAVITY
+        )
+    return units.conversion(given, "m", what=what, reference="an elevation in m").apply(elevation)

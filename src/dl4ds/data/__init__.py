@@ -1,10 +1,12 @@
 """Data pipeline: xarray in, normalised torch samples out (in memory, or read lazily from NetCDF/Zarr)."""
 
+from dl4ds.data import units
 from dl4ds.data.grid import Grid, standardize
 from dl4ds.data.lazy import LazyPatchDataset, fit_lazy_normalizer
 from dl4ds.data.normalization import ChannelStats, Normalizer
-from dl4ds.data.pairing import MOS, PairedData, PerfectProg
+from dl4ds.data.pairing import MOS, PairedData, PerfectProg, Source
 from dl4ds.data.torch_dataset import DownscalingDataset
+from dl4ds.data.units import with_units
 
 __all__ = [
     "MOS",
@@ -15,6 +17,9 @@ __all__ = [
     "Normalizer",
     "PairedData",
     "PerfectProg",
+    "Source",
     "fit_lazy_normalizer",
     "standardize",
+    "units",
+    "with_units",
 ]

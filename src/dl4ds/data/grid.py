@@ -3,12 +3,19 @@
 Inside dl4ds every field uses the dimension names ``time``, ``lat`` and ``lon``
 with latitude ascending. :func:`standardize` brings user data to that form; the
 original orientation is restored on output by the inference module.
+
+Coordinates are recognised by their CF metadata first (with cf-xarray:
+``standard_name``, ``units`` such as ``degrees_north``, ``axis``), then by
+their names (``lat``/``latitude``, ``lon``/``longitude``, ``time``/``valid_time``).
+Grids that are not regular in latitude and longitude (rotated-pole grids,
+projections with a ``grid_mapping``, 2-D latitude/longitude) are refused with
+a :class:`DataError` rather than taken for latitude and longitude.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -18,19 +25,117 @@ from dl4ds.errors import DataError
 XarrayObject = TypeVar("XarrayObject", xr.DataArray, xr.Dataset)
 
 COORDINATE_ALIASES: dict[str, tuple[str, ...]] = {
-    "lat": ("lat", "latitude", "nav_lat", "rlat"),
-    "lon": ("lon", "longitude", "nav_lon", "rlon"),
+    "lat": ("lat", "latitude"),
+    "lon": ("lon", "longitude"),
     "time": ("time", "valid_time"),
 }
+"""Names taken for latitude, longitude and time when no CF metadata says otherwise."""
 GRID_TOLERANCE = 1e-4  # degrees; float32 coordinates of 0.25 degree grids differ by ~1e-6
+
+_CF_KEYS = {"lat": ("latitude", "Y"), "lon": ("longitude", "X"), "time": ("time", "T")}
+_ANGULAR_UNITS = ("degrees", "degree", "deg")
+_ROTATED_STANDARD_NAMES = ("grid_latitude", "grid_longitude")
+_PROJECTED_STANDARD_NAMES = (
+    "projection_x_coordinate",
+    "projection_y_coordinate",
+    "projection_x_angular_coordinate",
+    "projection_y_angular_coordinate",
+)
+_ROTATED_NAMES = ("rlat", "rlon")  # the CORDEX names of rotated-pole coordinates
+_REGRID_HINT = (
+    "dl4ds works on regular latitude-longitude grids: regrid the data onto one first, e.g. conservatively with "
+    "CDO (cdo remapcon,GRID in.nc out.nc) or xESMF."
+)
+
+
+def _cf(obj: xr.DataArray | xr.Dataset) -> Any:
+    """The cf-xarray accessor of ``obj`` (cf_xarray is imported on first use)."""
+    import cf_xarray  # noqa: F401 (registers the .cf accessor)
+
+    return obj.cf
 
 
 def _find_name(obj: xr.DataArray | xr.Dataset, standard: str) -> str | None:
-    """The name under which ``obj`` holds the coordinate ``standard``, if any."""
+    """The name under which ``obj`` holds the coordinate ``standard`` (lat, lon or time), if any.
+
+    Latitude and longitude: a dimension that CF metadata identifies
+    (``standard_name``, ``units`` degrees_north/east), else one of
+    :data:`COORDINATE_ALIASES`, else a dimension with ``axis`` Y/X in degrees.
+    Time: ``time`` or ``valid_time`` first (GRIB-derived data calls the
+    initialisation ``time``), else a dimension with ``standard_name`` time or ``axis`` T.
+    """
     present = set(obj.dims) | set(obj.coords)
-    for alias in COORDINATE_ALIASES[standard]:
-        if alias in present:
-            return alias
+    key, axis = _CF_KEYS[standard]
+    accessor = _cf(obj)
+    identified = [str(name) for name in accessor.coordinates.get(key, []) if name in obj.dims]
+    by_axis = [str(name) for name in accessor.axes.get(axis, []) if name in obj.dims]
+    aliases = [alias for alias in COORDINATE_ALIASES[standard] if alias in present]
+    if standard == "time":
+        candidates = aliases + identified + by_axis
+    else:
+        angular = [name for name in by_axis if str(obj[name].attrs.get("units", "")).lower() in _ANGULAR_UNITS]
+        candidates = identified + aliases + angular
+    return candidates[0] if candidates else None
+
+
+def check_regular_grid(obj: xr.DataArray | xr.Dataset, *, role: str = "data") -> None:
+    """Raise :class:`DataError` if ``obj`` is on a rotated-pole, projected or curvilinear grid.
+
+    Looked for: a ``grid_mapping`` other than ``latitude_longitude``;
+    coordinates whose ``standard_name`` is ``grid_latitude``/``grid_longitude``
+    or a ``projection_*_coordinate``; dimensions named ``rlat``/``rlon``; and
+    latitude or longitude given only as 2-D coordinates.
+    """
+    mapping = _grid_mapping(obj)
+    if mapping is not None and mapping[1] not in ("latitude_longitude", None):
+        name, kind, attrs = mapping
+        rotated = kind == "rotated_latitude_longitude"
+        pole = ""
+        if rotated and {"grid_north_pole_latitude", "grid_north_pole_longitude"} <= set(attrs):
+            pole = f", north pole at {attrs['grid_north_pole_latitude']} N {attrs['grid_north_pole_longitude']} E"
+        raise DataError(
+            f"the {role} data is on a {'rotated-pole' if rotated else 'projected'} grid (grid_mapping {name!r}: "
+            f"{kind}{pole}; dims {tuple(map(str, obj.dims))}), whose coordinates are not latitude and longitude. "
+            + _REGRID_HINT
+        )
+    for dim in obj.dims:
+        coordinate = obj[dim] if dim in obj.coords else None
+        standard_name = "" if coordinate is None else str(coordinate.attrs.get("standard_name", ""))
+        if standard_name in _ROTATED_STANDARD_NAMES or (
+            str(dim) in _ROTATED_NAMES and standard_name not in ("latitude", "longitude")
+        ):
+            raise DataError(
+                f"the {role} data is on a rotated-pole grid (dim {str(dim)!r}"
+                f"{f' with standard_name {standard_name!r}' if standard_name else ''}), whose coordinates are not "
+                "latitude and longitude. " + _REGRID_HINT
+            )
+        if standard_name in _PROJECTED_STANDARD_NAMES:
+            raise DataError(
+                f"the {role} data is on a projected grid (dim {str(dim)!r} with standard_name {standard_name!r}). "
+                + _REGRID_HINT
+            )
+    for standard in ("lat", "lon"):
+        key = _CF_KEYS[standard][0]
+        two_d = [str(n) for n in _cf(obj).coordinates.get(key, []) if n in obj.coords and obj[n].ndim > 1]
+        if two_d and _find_name(obj, standard) is None:
+            raise DataError(
+                f"the {role} data gives {key} as the {obj[two_d[0]].ndim}-D coordinate {two_d[0]!r} over dims "
+                f"{obj[two_d[0]].dims} (a curvilinear or projected grid), not as a dimension. " + _REGRID_HINT
+            )
+
+
+def _grid_mapping(obj: xr.DataArray | xr.Dataset) -> tuple[str, str | None, dict[str, Any]] | None:
+    """(variable name, grid_mapping_name, attributes) of the grid mapping ``obj`` refers to, if any."""
+    variables = [obj] if isinstance(obj, xr.DataArray) else list(obj.data_vars.values())
+    for variable in variables:
+        reference = variable.attrs.get("grid_mapping") or variable.encoding.get("grid_mapping")
+        if not reference:
+            continue
+        name = str(reference).split(":")[0].split()[0]  # the extended form "crs: lat lon" names the variable first
+        if name in (obj.variables if isinstance(obj, xr.Dataset) else obj.coords):
+            attrs = dict(obj[name].attrs)
+            return name, attrs.get("grid_mapping_name"), attrs
+        return name, None, {}
     return None
 
 
@@ -44,13 +149,16 @@ def coordinate_names(obj: xr.DataArray | xr.Dataset) -> dict[str, str]:
     return {standard: name for standard, name in names.items() if name is not None}
 
 
-def standardize(obj: XarrayObject, *, require_time: bool = True) -> XarrayObject:
+def standardize(obj: XarrayObject, *, require_time: bool = True, role: str = "data") -> XarrayObject:
     """Rename coordinates to ``time``/``lat``/``lon`` and sort latitude ascending.
 
-    Accepts lat/latitude, lon/longitude and time/valid_time. The input is not
-    modified. Raises :class:`DataError` if the spatial (or, with ``require_time``,
-    the time) dimension is missing, naming the dimensions that were found.
+    Coordinates are found by CF metadata or by name (see :func:`_find_name`).
+    The input is not modified. Raises :class:`DataError` for grids that are not
+    regular in latitude and longitude (:func:`check_regular_grid`), or if the
+    spatial (or, with ``require_time``, the time) dimension is missing, naming
+    the dimensions that were found; ``role`` (e.g. ``"coarse"``) names the data.
     """
+    check_regular_grid(obj, role=role)
     renames: dict[str, str] = {}
     for standard in ("lat", "lon", "time"):
         name = _find_name(obj, standard)
@@ -59,8 +167,9 @@ def standardize(obj: XarrayObject, *, require_time: bool = True) -> XarrayObject
                 continue
             aliases = "/".join(COORDINATE_ALIASES[standard])
             raise DataError(
-                f"no {standard} dimension found (looked for {aliases}); the data has "
-                f"dims {tuple(obj.dims)}. Rename the dimension to one of those names."
+                f"no {standard} dimension found in the {role} data (looked for CF attributes such as standard_name "
+                f"{_CF_KEYS[standard][0]!r}, and for the names {aliases}); it has dims {tuple(obj.dims)}. Rename the "
+                "dimension to one of those names or give it CF attributes."
             )
         if name != standard:
             if standard in obj.coords and standard not in obj.dims:
@@ -70,7 +179,7 @@ def standardize(obj: XarrayObject, *, require_time: bool = True) -> XarrayObject
     for dim in ("lat", "lon"):
         if dim not in obj.dims:
             raise DataError(
-                f"'{dim}' is a coordinate but not a dimension (dims {tuple(obj.dims)}); "
+                f"'{dim}' is a coordinate but not a dimension of the {role} data (dims {tuple(obj.dims)}); "
                 "dl4ds needs data on a regular latitude-longitude grid."
             )
     if require_time and "time" not in obj.dims:
@@ -181,6 +290,34 @@ class Grid:
             return None
         return slice(inside[0][0], inside[0][-1] + 1), slice(inside[1][0], inside[1][-1] + 1)
 
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cell bounds (lat edges, lon edges), each one longer than its axis, in degrees.
+
+        Midway between neighbouring centres, and half a step beyond the first
+        and last centres; latitudes are clipped to -90..90.
+        """
+        return np.clip(_edges(self.lat), -90.0, 90.0), _edges(self.lon)
+
+    def extent(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """((south, north), (west, east)): the outer bounds of the cells, in degrees."""
+        lat, lon = self.edges()
+        return (float(lat[0]), float(lat[-1])), (float(lon[0]), float(lon[-1]))
+
+    def cells_inside(self, extent: tuple[tuple[float, float], tuple[float, float]]) -> tuple[slice, slice] | None:
+        """Index slices of the cells whose centres lie within ``extent`` (see :meth:`extent`), or None if none do."""
+        inside = [
+            np.flatnonzero((values >= low - GRID_TOLERANCE) & (values <= high + GRID_TOLERANCE))
+            for values, (low, high) in zip((self.lat, self.lon), extent)
+        ]
+        if any(index.size == 0 for index in inside):
+            return None
+        return slice(inside[0][0], inside[0][-1] + 1), slice(inside[1][0], inside[1][-1] + 1)
+
+    def padded(self, lat: tuple[int, int], lon: tuple[int, int]) -> Grid:
+        """This grid extended by (before, after) cells on each axis, continuing its regular spacing."""
+        dlat, dlon = self.spacing
+        return Grid(_extend(self.lat, dlat, *lat), _extend(self.lon, dlon, *lon))
+
     def describe(self) -> str:
         """A one-line description, e.g. ``32 x 48 cells, lat 50.12..57.88, lon -9.88..1.88``."""
         return (
@@ -222,3 +359,18 @@ def _regular_step(values: np.ndarray, name: str) -> float:
             "regrid the data to a regular grid first"
         )
     return step
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    """Bounds of the cells around ascending ``centres``: midpoints, and half a step beyond each end."""
+    if len(centres) < 2:
+        raise DataError("an axis with a single point has no cell size; dl4ds needs at least 2 grid points per axis")
+    middle = 0.5 * (centres[1:] + centres[:-1])
+    return np.concatenate([[centres[0] - (middle[0] - centres[0])], middle, [centres[-1] + (centres[-1] - middle[-1])]])
+
+
+def _extend(values: np.ndarray, step: float, before: int, after: int) -> np.ndarray:
+    """``values`` with ``before`` and ``after`` more points of spacing ``step``."""
+    return np.concatenate(
+        [values[0] - step * np.arange(before, 0, -1), values, values[-1] + step * np.arange(1, after + 1)]
+    )

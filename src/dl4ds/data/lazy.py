@@ -76,7 +76,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from dl4ds.data.fields import block_average
 from dl4ds.data.grid import Grid
 from dl4ds.data.normalization import ChannelStats, Normalizer
-from dl4ds.data.pairing import fine_static, target_field
+from dl4ds.data.pairing import SourcesInput, fine_static, target_field
 from dl4ds.data.torch_dataset import Sample
 from dl4ds.errors import ConfigError, DataError
 
@@ -160,7 +160,7 @@ class LazyPatchDataset(IterableDataset[Sample]):
         scale: int,
         patch_size: int | tuple[int, int],
         variables: Sequence[str] | None = None,
-        static: XarrayInput | None = None,
+        static: SourcesInput | None = None,
         static_variables: Sequence[str] | None = None,
         patches_per_read: int = 16,
         block_size: int | tuple[int, int] | None = None,
@@ -335,7 +335,7 @@ def fit_lazy_normalizer(
     *,
     scale: int,
     variables: Sequence[str] | None = None,
-    static: XarrayInput | None = None,
+    static: SourcesInput | None = None,
     static_variables: Sequence[str] | None = None,
     crop: bool = True,
 ) -> Normalizer:

@@ -4,9 +4,29 @@ Two strategies, as in DL4DS:
 
 - :class:`PerfectProg`: only high-resolution data is given; the coarse input is
   its ``scale`` x ``scale`` block average.
-- :class:`MOS`: explicit coarse data (e.g. a reanalysis at 1 degree or a model
-  run), matched with the target by time. Coarse data that is not on the grid
-  aligned with the target (``scale`` x target spacing) is regridded onto it.
+- :class:`MOS`: explicit coarse data (e.g. a reanalysis at 1.9 degree or a model
+  run), matched with the target by time, at any ratio of coarse to fine spacing.
+
+How the networks see any pair of grids (MOS)
+    A network refines its input by an integer factor, the *scale*: by default
+    the ratio of the coarse to the fine spacing rounded to the nearest integer
+    (on the finer-spaced axis of the coarse data; 1.9 -> 0.5 degree gives 4,
+    1.4 -> 0.5 gives 3, 0.44 -> 0.11 gives 4, N96 1.25 x 1.875 -> 0.25 gives 5).
+    The target grid is padded (by fewer than ``scale`` cells before and after
+    on each axis) to a multiple of the scale, and the network's coarse grid is
+    the padded grid coarsened by the scale; the coarse data is regridded onto
+    it (``method``: linear by default, or conservative), and taken as it is
+    when it already lies on it. The padding is placed so that the network's
+    coarse cells coincide with those of the coarse data where the ratio is an
+    integer, and centred otherwise. Padded target cells are NaN, so the losses
+    and scores skip them, and outputs are cut back to the target domain:
+    nothing of the target is cropped, and no coarse cell is extrapolated
+    beyond the cells of the data. Target cells whose centres lie outside the
+    cells of the coarse data are dropped (and the crop reported).
+
+Units are converted, not compared (:mod:`dl4ds.data.units`): the coarse
+counterparts of the targets are converted to the targets' units, and a
+missing or incompatible unit is an error naming both.
 
 Both produce a :class:`PairedData`, which keeps xarray coordinates throughout.
 """
@@ -14,14 +34,24 @@ Both produce a :class:`PairedData`, which keeps xarray coordinates throughout.
 from __future__ import annotations
 
 import logging
+import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from dl4ds.data.fields import block_average, crop_to_multiple, select_field, variable_attributes
+from dl4ds.data import units
+from dl4ds.data.fields import (
+    block_average,
+    crop_to_multiple,
+    select_field,
+    select_variables,
+    variable_attributes,
+)
 from dl4ds.data.grid import Grid, align_longitudes
 from dl4ds.data.regrid import RegridMethod, regrid
 from dl4ds.errors import ConfigError, DataError
@@ -30,6 +60,62 @@ from dl4ds.utils.options import check_scale
 logger = logging.getLogger(__name__)
 
 XarrayInput = xr.Dataset | xr.DataArray
+Padding = tuple[tuple[int, int], tuple[int, int]]
+"""Fine cells added ((before, after) latitude, (before, after) longitude) around the target domain."""
+NO_PADDING: Padding = ((0, 0), (0, 0))
+
+
+@dataclass(frozen=True)
+class Source:
+    """Data to pair, the variables to take from it and how to bring it onto another grid.
+
+    Attributes:
+        data: a Dataset, or a named DataArray.
+        variables: the variables to take (a level with ``ta@850hPa``); None takes every data variable.
+        regrid: how to bring it onto the grid it is needed on (``linear``,
+            ``nearest``, ``cubic`` or ``conservative``); None for the default there (``linear``).
+    """
+
+    data: XarrayInput
+    variables: Sequence[str] | None = None
+    regrid: RegridMethod | None = None
+
+
+SourcesInput = XarrayInput | Source | Sequence[Source]
+
+
+def as_sources(data: SourcesInput | None, variables: Sequence[str] | None = None) -> list[Source]:
+    """``data`` as a list of :class:`Source` (``variables`` applies to bare data)."""
+    if data is None:
+        return []
+    if isinstance(data, Source):
+        return [data]
+    if isinstance(data, xr.Dataset | xr.DataArray):
+        return [Source(data, variables)]
+    sources = list(data)
+    if not all(isinstance(source, Source) for source in sources):
+        raise ConfigError("several sources are given as a list of dl4ds.data.Source(data, variables, regrid)")
+    return sources
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """How coarse data on its own grid was brought onto the network's coarse grid (MOS at any pair of grids).
+
+    Attributes:
+        grid: the coarse data's own grid.
+        method: the regrid method (see :data:`~dl4ds.data.regrid.RegridMethod`).
+    """
+
+    grid: Grid
+    method: RegridMethod
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"grid": self.grid.to_dict(), "method": self.method}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Resampling:
+        return cls(Grid.from_dict(data["grid"]), data["method"])
 
 
 @dataclass(frozen=True)
@@ -41,7 +127,8 @@ class PairedData:
             ``n_targets`` channels are the coarse versions of the targets, the
             rest are predictors.
         target: (time, variable, lat, lon) on the fine grid, which is the coarse
-            grid refined by ``scale``. NaN marks cells without truth.
+            grid refined by ``scale``. NaN marks cells without truth, such as
+            the ``padding``.
         static: (channel, lat, lon) on the fine grid, or None.
         scale: integer ratio of coarse to fine grid spacing.
         input_variables: names of the input channels as found in the coarse
@@ -49,6 +136,10 @@ class PairedData:
         attrs: CF attributes (units, standard_name, long_name) of each target
             and input variable.
         notes: what was done to the data on the way (crops, regridding).
+        padding: fine cells around the target domain that make the fine grid
+            a multiple of the scale (MOS); NaN in the target, cut from outputs.
+        resampling: how the coarse data was regridded onto the coarse grid
+            (MOS with coarse data on another grid), None if it was not.
     """
 
     inputs: xr.DataArray
@@ -58,6 +149,8 @@ class PairedData:
     input_variables: tuple[str, ...]
     attrs: Mapping[str, Mapping[str, str]]
     notes: tuple[str, ...] = field(default=())
+    padding: Padding = NO_PADDING
+    resampling: Resampling | None = None
 
     @property
     def target_variables(self) -> tuple[str, ...]:
@@ -76,6 +169,16 @@ class PairedData:
         return Grid.of(self.inputs)
 
     @property
+    def domain(self) -> tuple[slice, slice]:
+        """The (lat, lon) index slices of the fine grid that hold the target domain (all but the padding)."""
+        return domain_slices(self.fine_grid.shape, self.padding)
+
+    @property
+    def domain_grid(self) -> Grid:
+        """The target domain: the fine grid without its padding."""
+        return unpadded(self.fine_grid, self.padding)
+
+    @property
     def times(self) -> pd.Index:
         """The target's time coordinate: a DatetimeIndex, or a CFTimeIndex for non-standard calendars."""
         return self.target["time"].to_index()
@@ -90,13 +193,22 @@ class PairedData:
         )
 
     def target_dataset(self) -> xr.Dataset:
-        """The targets (the truth) as a Dataset of named (time, lat, lon) variables with their CF attributes."""
-        return xr.Dataset(
-            {
-                name: self.target.sel(variable=name, drop=True).assign_attrs(dict(self.attrs.get(name, {})))
-                for name in self.target_variables
-            }
+        """The targets (the truth) on the target domain, as a Dataset of named (time, lat, lon) variables with their CF attributes."""
+        return self.in_domain(
+            xr.Dataset(
+                {
+                    name: self.target.sel(variable=name, drop=True).assign_attrs(dict(self.attrs.get(name, {})))
+                    for name in self.target_variables
+                }
+            )
         )
+
+    def in_domain(self, fine: xr.Dataset) -> xr.Dataset:
+        """``fine`` (on this fine grid) cut to the target domain, without the padding."""
+        if self.padding == NO_PADDING:
+            return fine
+        rows, cols = self.domain
+        return fine.isel(lat=rows, lon=cols)
 
     def select_time(self, start: str | None, end: str | None, *, role: str = "period") -> PairedData:
         """The samples between ``start`` and ``end`` (inclusive; a date includes its whole day)."""
@@ -108,50 +220,154 @@ class PairedData:
         return replace(self, inputs=self.inputs.sel(selection), target=target)
 
 
+def domain_slices(shape: tuple[int, int], padding: Padding) -> tuple[slice, slice]:
+    """The index slices of a padded fine grid of ``shape`` that hold the unpadded domain."""
+    (top, bottom), (left, right) = padding
+    return slice(top, shape[0] - bottom), slice(left, shape[1] - right)
+
+
+def unpadded(fine: Grid, padding: Padding) -> Grid:
+    """The domain of a padded fine grid: ``fine`` without its ``padding``."""
+    rows, cols = domain_slices(fine.shape, padding)
+    return Grid(fine.lat[rows], fine.lon[cols])
+
+
+def choose_scale(fine: Grid, coarse: Grid) -> int:
+    """The integer refinement factor for coarse data on ``coarse`` and targets on ``fine``.
+
+    The ratio of their spacings rounded to the nearest integer, on the axis
+    where the coarse data is finer relative to the target (so no coarse
+    information is lost on either axis), at least 2.
+
+    Raises:
+        DataError: the coarse data is not coarser than the target (ratio below 1.5).
+    """
+    ratios = [abs(c) / abs(f) for c, f in zip(coarse.spacing, fine.spacing)]
+    ratio = min(ratios)
+    if ratio < 1.5:
+        raise DataError(
+            f"the coarse data (spacing {coarse.spacing[0]:g} x {coarse.spacing[1]:g} degrees) is not coarser than the "
+            f"target ({fine.spacing[0]:g} x {fine.spacing[1]:g} degrees), so there is nothing to downscale; check which "
+            "data is the coarse input and which the target"
+        )
+    return max(2, math.floor(ratio + 0.5))
+
+
+def _axis_padding(fine: np.ndarray, coarse: np.ndarray, scale: int) -> tuple[int, int]:
+    """(before, after) fine cells that make ``fine`` a multiple of ``scale``, aligned with ``coarse`` if they can be."""
+    step, coarse_step = fine[1] - fine[0], coarse[1] - coarse[0]
+    before = ((-len(fine)) % scale) // 2
+    if abs(coarse_step - scale * step) <= 1e-3 * abs(step):
+        # the coarse cell k of the padded grid is centred at fine[0] + (k * scale - before + (scale - 1) / 2) * step
+        shift = (scale - 1) / 2 - (coarse[0] - fine[0]) / step
+        if abs(shift - round(shift)) < 1e-3:
+            before = round(shift) % scale
+    return before, (-(len(fine) + before)) % scale
+
+
+def pad_target(field: xr.DataArray, padding: Padding, fine: Grid) -> xr.DataArray:
+    """``field`` (..., lat, lon) on its domain, with NaN cells added by ``padding``, on the padded grid ``fine``."""
+    if padding == NO_PADDING:
+        return field
+    padded = field.pad(lat=padding[0], lon=padding[1], constant_values=np.nan)
+    return padded.assign_coords(lat=fine.lat, lon=fine.lon)
+
+
+def _pad_edges(field: xr.DataArray, padding: Padding, fine: Grid) -> xr.DataArray:
+    """``field`` (..., lat, lon) extended over ``padding`` by repeating its edge values, on the padded grid ``fine``."""
+    if padding == NO_PADDING:
+        return field
+    padded = field.pad(lat=padding[0], lon=padding[1], mode="edge")
+    return padded.assign_coords(lat=fine.lat, lon=fine.lon)
+
+
+def _regridded(method: RegridMethod) -> str:
+    """The verb for a note on regridding with ``method``."""
+    return "remapped conservatively" if method == "conservative" else "interpolated"
+
+
+def _padded_coverage(field: xr.DataArray, domain: Grid, role: str) -> None:
+    """Raise DataError unless every cell centre of the target ``domain`` lies within the cells of ``field``."""
+    source = Grid.of(field)
+    if domain.cells_inside(source.extent()) != (slice(0, domain.shape[0]), slice(0, domain.shape[1])):
+        (south, north), (west, east) = source.extent()
+        raise DataError(
+            f"the {role} data covers lat {south:.4g}..{north:.4g}, lon {west:.4g}..{east:.4g} (cell bounds), which does "
+            f"not cover the target domain ({domain.describe()}); provide {role} data over a larger area"
+        )
+
+
 def fine_static(
-    static: XarrayInput | None, variables: Sequence[str] | None, fine: Grid
+    static: SourcesInput | None,
+    variables: Sequence[str] | None,
+    fine: Grid,
+    padding: Padding = NO_PADDING,
 ) -> tuple[xr.DataArray | None, dict[str, dict[str, str]], list[str]]:
-    """Bring static fields onto the fine grid; returns (field, attrs, notes)."""
-    if static is None:
+    """Bring static fields onto the fine grid; returns (field, attrs, notes).
+
+    ``fine`` is the fine grid including ``padding``: the fields are regridded
+    (the source's ``regrid`` method, linear by default) onto the target domain,
+    which they must cover, and their edge values repeated over the padding.
+    """
+    sources = as_sources(static, variables)
+    if not sources:
         return None, {}, []
-    field = select_field(static, variables, role="static", dims=("lat", "lon"))
+    if len(sources) > 1:
+        raise ConfigError("static fields come from one source; merge them into one dataset on one grid")
+    source = sources[0]
+    field = select_field(source.data, source.variables, role="static", dims=("lat", "lon"))
     names = [str(v) for v in field["variable"].values]
+    domain = unpadded(fine, padding)
     notes = []
-    if fine.window_in(Grid.of(field)) is None:
-        notes.append(f"interpolated static fields {names} onto the target grid")
-    field = regrid(field, fine, role="static")
+    method = source.regrid or "linear"
+    if domain.window_in(Grid.of(field)) is None:
+        notes.append(f"{_regridded(method)} static fields {names} onto the target grid ({method})")
+    field = _pad_edges(regrid(field, domain, method=method, role="static"), padding, fine)
     field = field.rename(variable="channel")
-    return field, variable_attributes(static, names, role="static"), notes
+    return field, variable_attributes(source.data, names, role="static"), notes
 
 
 def _coarse_predictors(
-    predictors: XarrayInput | None,
-    variables: Sequence[str] | None,
+    sources: Sequence[Source],
     coarse: Grid,
     fine: Grid,
+    padding: Padding,
     scale: int,
     times: xr.DataArray,
 ) -> tuple[xr.DataArray | None, dict[str, dict[str, str]], list[str]]:
-    """Bring predictors at any resolution onto the coarse grid at the target's times."""
-    if predictors is None:
+    """Bring predictors from each source, at any resolution, onto the coarse grid at the target's times."""
+    domain = unpadded(fine, padding)
+    fields: list[xr.DataArray] = []
+    attrs: dict[str, dict[str, str]] = {}
+    notes: list[str] = []
+    for source in sources:
+        field = select_field(source.data, source.variables, role="predictor")
+        names = [str(v) for v in field["variable"].values]
+        missing = np.setdiff1d(times.values, field["time"].values)
+        if missing.size:
+            raise DataError(
+                f"the predictors {names} lack {missing.size} of the target's time steps "
+                f"(first missing: {pd.Timestamp(missing[0])}); provide predictors for every target time"
+            )
+        field = align_longitudes(field.sel(time=times.values), coarse.lon)
+        window = domain.window_in(Grid.of(field))
+        if window is not None:
+            on_domain = field.isel(lat=window[0], lon=window[1]).assign_coords(lat=domain.lat, lon=domain.lon)
+            field = block_average(pad_target(on_domain, padding, fine), scale)
+            notes.append(f"block-averaged predictors {names} from the target grid to the coarse grid")
+        elif coarse.window_in(Grid.of(field)) is not None:
+            field = regrid(field, coarse, role="predictor")
+        else:
+            _padded_coverage(field, domain, "predictor")
+            method = source.regrid or "linear"
+            notes.append(f"{_regridded(method)} predictors {names} onto the coarse grid ({method})")
+            field = regrid(field, coarse, method=method, role="predictor", clamp=True)
+        fields.append(field.assign_coords(lat=coarse.lat, lon=coarse.lon))
+        attrs |= variable_attributes(source.data, names, role="predictor")
+    if not fields:
         return None, {}, []
-    field = select_field(predictors, variables, role="predictor")
-    names = [str(v) for v in field["variable"].values]
-    missing = np.setdiff1d(times.values, field["time"].values)
-    if missing.size:
-        raise DataError(
-            f"the predictors {names} lack {missing.size} of the target's time steps "
-            f"(first missing: {pd.Timestamp(missing[0])}); provide predictors for every target time"
-        )
-    field = align_longitudes(field.sel(time=times.values), coarse.lon)
-    window = fine.window_in(Grid.of(field))
-    if window is not None:
-        field = block_average(field.isel(lat=window[0], lon=window[1]), scale)
-        note = f"block-averaged predictors {names} from the target grid to the coarse grid"
-    else:
-        note = f"interpolated predictors {names} onto the coarse grid"
-    field = regrid(field, coarse, role="predictor")
-    return field, variable_attributes(predictors, names, role="predictor"), [note]
+    combined = xr.concat(fields, dim="variable", coords="minimal", compat="override") if len(fields) > 1 else fields[0]
+    return combined, attrs, notes
 
 
 def target_field(
@@ -205,18 +421,24 @@ def _assemble(
     coarse_targets: xr.DataArray,
     target: xr.DataArray,
     input_names: list[str],
-    target_source: XarrayInput,
-    coarse_source: XarrayInput | None,
-    predictors: tuple[XarrayInput | None, Sequence[str] | None],
-    static: tuple[XarrayInput | None, Sequence[str] | None],
+    attrs: dict[str, dict[str, str]],
+    predictors: Sequence[Source],
+    static: Sequence[Source],
     scale: int,
     notes: list[str],
+    padding: Padding = NO_PADDING,
+    resampling: Resampling | None = None,
 ) -> PairedData:
+    """The pairs of ``target`` (on its padded fine grid) and its ``coarse_targets``, with predictors and static fields.
+
+    ``attrs`` holds the CF attributes of the targets and their coarse
+    counterparts; those of predictors and static fields are added.
+    """
     fine = Grid.of(target)
     coarse = Grid.of(coarse_targets)
-    static_field, static_attrs, static_notes = fine_static(static[0], static[1], fine)
+    static_field, static_attrs, static_notes = fine_static(static, None, fine, padding)
     predictor_field, predictor_attrs, predictor_notes = _coarse_predictors(
-        predictors[0], predictors[1], coarse, fine, scale, target["time"]
+        predictors, coarse, fine, padding, scale, target["time"]
     )
     for note in static_notes + predictor_notes:
         logger.info(note)
@@ -224,50 +446,53 @@ def _assemble(
     if predictor_field is not None:
         channels.append(predictor_field.rename(variable="channel"))
         input_names = input_names + [str(v) for v in predictor_field["variable"].values]
+    repeated = sorted({name for name in input_names if input_names.count(name) > 1})
+    if repeated:
+        raise ConfigError(
+            f"the input channels {input_names} repeat {repeated}; take each variable from one source only"
+        )
     inputs = xr.concat(channels, dim="channel", coords="minimal", compat="override")
     inputs = inputs.assign_coords(channel=input_names, lat=coarse.lat, lon=coarse.lon)
-    target_names = [str(v) for v in target["variable"].values]
-    attrs = variable_attributes(target_source, target_names, role="target")
-    if coarse_source is not None:
-        attrs |= variable_attributes(coarse_source, input_names[: len(target_names)], role="coarse")
-    attrs |= predictor_attrs | static_attrs
     return PairedData(
         inputs=inputs,
         target=target,
         static=static_field,
         scale=scale,
         input_variables=tuple(input_names),
-        attrs=attrs,
+        attrs=predictor_attrs | static_attrs | attrs,
         notes=tuple(notes + static_notes + predictor_notes),
+        padding=padding,
+        resampling=resampling,
     )
 
 
-def _crop_to_coverage(target: xr.DataArray, source: Grid, scale: int, notes: list[str]) -> tuple[xr.DataArray, Grid]:
-    """Crop ``target`` to the coarse cells whose centres lie within ``source``'s span.
+def _crop_to_cells(target: xr.DataArray, source: Grid, notes: list[str]) -> xr.DataArray:
+    """Crop ``target`` to the cells whose centres lie within the cells of ``source`` (the coarse data).
 
-    Returns the cropped target and its coarse grid. Coarse data (a GCM, a
-    reanalysis) often has no cell centre near the edges of the target domain;
-    those edge cells are dropped rather than extrapolated.
+    Coarse data (a GCM, a reanalysis) over a smaller area than the target has
+    nothing to say beyond its cells; those target cells are dropped rather
+    than extrapolated, and the crop reported.
     """
-    coarse = Grid.of(target).coarsen(scale)
-    window = coarse.cells_within(source)
+    domain = Grid.of(target)
+    window = domain.cells_inside(source.extent())
     if window is None:
         raise DataError(
-            f"the coarse data ({source.describe()}) does not overlap the target grid ({Grid.of(target).describe()}); "
+            f"the coarse data ({source.describe()}) does not overlap the target grid ({domain.describe()}); "
             "pair data over the same region"
         )
-    rows, cols = window
-    if (rows.stop - rows.start, cols.stop - cols.start) == coarse.shape:
-        return target, coarse
-    cropped = target.isel(
-        lat=slice(rows.start * scale, rows.stop * scale), lon=slice(cols.start * scale, cols.stop * scale)
-    )
+    if window == (slice(0, domain.shape[0]), slice(0, domain.shape[1])):
+        return target
+    cropped = target.isel(lat=window[0], lon=window[1])
     notes.append(
-        f"cropped the target grid to {Grid.of(cropped).describe()}, the part whose coarse cells lie within the "
+        f"cropped the target grid to {Grid.of(cropped).describe()}, the part that lies within the cells of the "
         f"coarse data ({source.describe()})"
     )
     logger.warning(notes[-1])
-    return cropped, Grid(coarse.lat[rows], coarse.lon[cols])
+    return cropped
+
+
+def _target_attrs(source: XarrayInput, names: Sequence[str]) -> dict[str, dict[str, str]]:
+    return variable_attributes(source, names, role="target")
 
 
 @dataclass(frozen=True)
@@ -288,12 +513,16 @@ class PerfectProg:
         target: XarrayInput,
         *,
         variables: Sequence[str] | None = None,
-        static: XarrayInput | None = None,
+        static: SourcesInput | None = None,
         static_variables: Sequence[str] | None = None,
-        predictors: XarrayInput | None = None,
+        predictors: SourcesInput | None = None,
         predictor_variables: Sequence[str] | None = None,
     ) -> PairedData:
-        """Pair ``target`` (dims time, lat, lon; any common coordinate names) with its block average."""
+        """Pair ``target`` (dims time, lat, lon; any common coordinate names) with its block average.
+
+        ``predictors`` (and ``static``) may be data with ``*_variables``, a
+        :class:`Source`, or (predictors) a list of sources, each on its own grid.
+        """
         field, notes = _prepare_target(target, variables, self.scale, self.crop)
         coarse_targets = block_average(field, self.scale)
         names = [str(v) for v in field["variable"].values]
@@ -301,10 +530,9 @@ class PerfectProg:
             coarse_targets,
             field,
             names,
-            target,
-            None,
-            (predictors, predictor_variables),
-            (static, static_variables),
+            _target_attrs(target, names),
+            as_sources(predictors, predictor_variables),
+            as_sources(static, static_variables),
             self.scale,
             notes,
         )
@@ -312,20 +540,34 @@ class PerfectProg:
 
 @dataclass(frozen=True)
 class MOS:
-    """Explicit coarse data paired with the target by time (Model Output Statistics).
+    """Explicit coarse data paired with the target by time (Model Output Statistics), at any pair of grids.
+
+    The whole target domain is kept: it is padded to a multiple of the scale
+    (see the module's documentation for how the networks see any pair of grids).
 
     Args:
-        scale: integer ratio between the coarse grid the network sees and the
-            target grid. Coarse data on another grid (not aligned, or a
-            non-integer resolution ratio) is interpolated onto the target-aligned
-            coarse grid with ``method``.
-        crop: crop the target grid to a multiple of ``scale`` instead of raising.
-        method: interpolation used for regridding the coarse data.
+        scale: the integer refinement factor of the network; None (default)
+            chooses it from the grids (:func:`choose_scale`).
+        method: how coarse data not on the network's coarse grid is regridded
+            onto it: ``linear`` (default), ``nearest``, ``cubic`` or
+            ``conservative`` (area-weighted, keeps totals).
+        crop: deprecated and ignored: the target is no longer cropped to a multiple of the scale.
     """
 
-    scale: int
-    crop: bool = True
+    scale: int | None = None
     method: RegridMethod = "linear"
+    crop: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.scale is not None:
+            check_scale(self.scale)
+        if self.crop is not None:
+            warnings.warn(
+                "MOS(crop=...) is ignored and will be removed in 0.3: MOS pads the target to a multiple of the "
+                "scale instead of cropping it",
+                DeprecationWarning,
+                stacklevel=3,
+            )
 
     def pair(
         self,
@@ -334,13 +576,25 @@ class MOS:
         *,
         variables: Sequence[str] | None = None,
         coarse_variables: Sequence[str] | None = None,
-        static: XarrayInput | None = None,
+        static: SourcesInput | None = None,
         static_variables: Sequence[str] | None = None,
-        predictors: XarrayInput | None = None,
+        predictors: SourcesInput | None = None,
         predictor_variables: Sequence[str] | None = None,
     ) -> PairedData:
-        """Pair ``target`` with ``coarse``; ``coarse_variables[i]`` is the coarse counterpart of ``variables[i]``."""
-        field, notes = _prepare_target(target, variables, self.scale, self.crop)
+        """Pair ``target`` with ``coarse``; ``coarse_variables[i]`` is the coarse counterpart of ``variables[i]``.
+
+        The coarse counterparts are converted to the targets' units. Both may
+        name levels (``ta@850hPa``). ``predictors`` and ``static`` as in
+        :meth:`PerfectProg.pair`.
+
+        Raises:
+            DataError: units that are missing on one side or measure different
+                quantities, no common time, coarse data that does not overlap
+                the target, or a coarse grid not coarser than the target's.
+        """
+        field = select_field(target, variables, role="target")
+        _ = Grid.of(field).spacing  # raises for irregular grids
+        check_target_values(field)
         target_names = [str(v) for v in field["variable"].values]
         coarse_names = list(coarse_variables) if coarse_variables is not None else target_names
         if len(coarse_names) != len(target_names):
@@ -348,7 +602,10 @@ class MOS:
                 f"{len(coarse_names)} coarse variables {coarse_names} for {len(target_names)} target variables "
                 f"{target_names}; give one coarse variable per target variable, in the same order"
             )
-        coarse_field = select_field(coarse, coarse_names, role="coarse")
+        attrs = _target_attrs(target, target_names)
+        coarse_data = self._coarse_in_target_units(coarse, coarse_names, target_names, attrs)
+        coarse_field = select_field(coarse_data, coarse_names, role="coarse")
+        notes: list[str] = []
         common = np.intersect1d(field["time"].values, coarse_field["time"].values)
         if common.size == 0:
             raise DataError(
@@ -361,24 +618,72 @@ class MOS:
             notes.append(f"kept the {common.size} time steps common to the coarse and target data")
             logger.info(notes[-1])
         field = field.sel(time=common)
-        coarse_field = coarse_field.sel(time=common)
-        coarse_field = align_longitudes(coarse_field, field["lon"].values)
-        field, coarse_grid = _crop_to_coverage(field, Grid.of(coarse_field), self.scale, notes)
-        if coarse_grid.window_in(Grid.of(coarse_field)) is None:
+        coarse_field = align_longitudes(coarse_field.sel(time=common), field["lon"].values)
+        source = Grid.of(coarse_field)
+        field = _crop_to_cells(field, source, notes)
+        domain = Grid.of(field)
+        scale = self.scale if self.scale is not None else choose_scale(domain, source)
+        padding: Padding = (
+            _axis_padding(domain.lat, source.lat, scale),
+            _axis_padding(domain.lon, source.lon, scale),
+        )
+        fine = domain.padded(*padding)
+        coarse_grid = fine.coarsen(scale)
+        if self.scale is None:
             notes.append(
-                f"interpolated ({self.method}) the coarse data from {Grid.of(coarse_field).describe()} "
-                f"onto the target-aligned coarse grid {coarse_grid.describe()}"
+                f"chose scale {scale} for coarse data at {source.spacing[0]:g} x {source.spacing[1]:g} degrees and "
+                f"a target at {domain.spacing[0]:g} x {domain.spacing[1]:g} degrees"
             )
             logger.info(notes[-1])
-        coarse_field = regrid(coarse_field, coarse_grid, method=self.method, role="coarse")
+        if padding != NO_PADDING:
+            notes.append(
+                f"padded the target grid from {domain.shape[0]} x {domain.shape[1]} to {fine.shape[0]} x "
+                f"{fine.shape[1]} cells (a multiple of scale {scale}; latitude {padding[0]}, longitude {padding[1]} "
+                "cells before and after, left out of losses and outputs)"
+            )
+            logger.info(notes[-1])
+        resampling = None
+        if coarse_grid.window_in(source) is None:
+            resampling = Resampling(source, self.method)
+            notes.append(
+                f"regridded ({self.method}) the coarse data from {source.describe()} onto the network's coarse grid "
+                f"{coarse_grid.describe()}"
+            )
+            logger.info(notes[-1])
+        coarse_field = regrid(coarse_field, coarse_grid, method=self.method, role="coarse", clamp=True)
         return _assemble(
             coarse_field,
-            field,
+            pad_target(field, padding, fine),
             coarse_names,
-            target,
-            coarse,
-            (predictors, predictor_variables),
-            (static, static_variables),
-            self.scale,
+            _coarse_attrs(coarse_data, coarse_names) | attrs,
+            as_sources(predictors, predictor_variables),
+            as_sources(static, static_variables),
+            scale,
             notes,
+            padding,
+            resampling,
         )
+
+    @staticmethod
+    def _coarse_in_target_units(
+        coarse: XarrayInput,
+        coarse_names: Sequence[str],
+        target_names: Sequence[str],
+        attrs: Mapping[str, Mapping[str, str]],
+    ) -> xr.Dataset:
+        """The coarse variables, levels selected, each converted to the units of its target (logged)."""
+        data = select_variables(coarse, coarse_names, role="coarse")
+        for coarse_name, target_name in zip(coarse_names, target_names):
+            converted, _ = units.conform(
+                data[coarse_name],
+                attrs.get(target_name, {}).get("units"),
+                what=f"the coarse variable {coarse_name!r}",
+                reference=f"the target {target_name!r}",
+                names=(coarse_name, target_name),
+            )
+            data[coarse_name] = converted
+        return data
+
+
+def _coarse_attrs(coarse: xr.Dataset, names: Sequence[str]) -> dict[str, dict[str, str]]:
+    return variable_attributes(coarse, names, role="coarse")

@@ -14,6 +14,7 @@ from typing import Literal, cast
 import numpy as np
 import xarray as xr
 
+from dl4ds.data import units
 from dl4ds.data.grid import Grid, align_longitudes, standardize
 from dl4ds.errors import ConfigError, DataError
 
@@ -31,19 +32,10 @@ WeightOption = Literal["latitude"] | None
 
 MEMBER_DIMS = ("member", "number", "realization", "ensemble", "sample")
 
-# Spellings of the same unit that should not be reported as a units mismatch.
-_UNIT_ALIASES = {
-    "k": "K",
-    "kelvin": "K",
-    "degk": "K",
-    "deg_k": "K",
-    "degc": "degC",
-    "deg_c": "degC",
-    "°c": "degC",
-    "celsius": "degC",
-    "degree_celsius": "degC",
-    "degrees_celsius": "degC",
-}
+UNITS_HINT = (
+    "set the units: dl4ds evaluate --units {name}=UNITS (the prediction) or --truth-units {name}=UNITS (the truth), "
+    "or dl4ds.data.with_units(ds, {{'{name}': 'UNITS'}}) in Python"
+)
 
 
 def member_dim(prediction: xr.DataArray, truth: xr.DataArray) -> str | None:
@@ -62,10 +54,13 @@ def align(
     With ``members=True`` the prediction may have one ensemble dimension (see
     :data:`MEMBER_DIMS`) that the truth lacks; it comes right before ``lat``.
     The truth is transposed to the prediction's dimension order, latitude is
-    ascending and both are cast to ``dtype``.
+    ascending and both are cast to ``dtype``. The prediction is converted to
+    the truth's units (:mod:`dl4ds.data.units`: ``degC`` and ``K``, ``mm/day``
+    and ``kg m-2 s-1``...), with a log line.
 
     Raises :class:`DataError` naming the fix for Datasets, non-numeric data,
-    different dimensions, units or grids, repeated times, or no common time.
+    different dimensions or grids, units missing on one side or of different
+    quantities, repeated times, or no common time.
     """
     for value, label in ((prediction, "prediction"), (truth, "truth")):
         if isinstance(value, xr.Dataset):
@@ -92,11 +87,15 @@ def align(
         pred = pred.transpose(..., ensemble, "lat", "lon")
     true = true.transpose(*[dim for dim in pred.dims if dim != ensemble])
 
-    units_p, units_t = data_units(pred), data_units(true)
-    if units_p and units_t and _normalise_units(units_p) != _normalise_units(units_t):
-        raise DataError(
-            f"prediction is in {units_p!r} but truth is in {units_t!r}; convert one to the other's units first."
-        )
+    name = truth.name if truth.name is not None else "NAME"
+    pred, _ = units.conform(
+        pred,
+        data_units(true),
+        what=f"the prediction of {name!r}",
+        reference=f"the truth of {name!r}",
+        names=(name, name),
+        hint=UNITS_HINT,
+    )
 
     pred_grid = Grid.of(pred)
     true = align_longitudes(true, pred_grid.lon)
@@ -167,13 +166,8 @@ def area_weights(field: xr.DataArray, weights: WeightOption) -> xr.DataArray:
 
 
 def data_units(obj: xr.DataArray) -> str | None:
-    units = obj.attrs.get("units")
-    return str(units) if units not in (None, "") else None
-
-
-def _normalise_units(units: str) -> str:
-    key = units.strip().lower().replace(" ", "_")
-    return _UNIT_ALIASES.get(key, units.strip())
+    """The ``units`` attribute of ``obj``, None if absent or empty."""
+    return units.units_of(obj)
 
 
 def _time_span(obj: xr.DataArray) -> str:

@@ -13,6 +13,16 @@ Example (paths are relative to the YAML file; ``bundled:NAME`` opens bundled dat
     model: {name: resnet_spc}
     training: {epochs: 30, batch_size: 16, loss: mae, lr_schedule: {name: cosine, warmup_epochs: 2}}
     output_dir: runs/era5_uk
+
+MOS with coarse data on any grid, several files, levels and predictor sources::
+
+    data:
+      target: {path: "obs/tas_0p5_*.nc", variables: [tas]}
+      coarse: {path: [reanalysis_1990s.nc, reanalysis_2000s.nc], variables: [t2m], units: {t2m: degC}}
+      predictors:
+        - {path: "reanalysis_pl/*.nc", variables: ["ta@850hPa", "z@500hPa"]}
+        - {path: sst.nc, variables: [sst], regrid: conservative}
+      pairing: mos            # scale: chosen from the grids unless given
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from dl4ds.data.regrid import RegridMethod
 from dl4ds.errors import ConfigError
 from dl4ds.training.options import TrainingOptions
 from dl4ds.utils.options import Options, Scale, problems
@@ -34,10 +45,28 @@ Period = tuple[str, str]
 
 
 class VariableSource(Options):
-    """Variables read from a NetCDF file, a Zarr store or a bundled dataset (``bundled:NAME``)."""
+    """Variables read from a NetCDF file, a Zarr store, a bundled dataset (``bundled:NAME``), a glob or a list of files."""
 
-    path: str
-    variables: list[str] | None = Field(default=None, description="variables to use; all data variables if omitted")
+    path: str | list[str] = Field(
+        description="a NetCDF file or Zarr store, bundled:NAME, a glob pattern (data/*.nc) or a list of files, "
+        "opened together (split along time or by variable)"
+    )
+    variables: list[str] | None = Field(
+        default=None, description="variables to use, a level written VARIABLE@LEVEL (ta@850hPa); all if omitted"
+    )
+    units: dict[str, str] = Field(
+        default_factory=dict,
+        description="units of variables, set or overriding those in the files, e.g. {t2m: degC}; inputs are converted "
+        "to the target's units",
+    )
+    regrid: RegridMethod | None = Field(
+        default=None,
+        description="how the data is brought onto another grid: linear (default), nearest, cubic or conservative "
+        "(area-weighted, keeps totals)",
+    )
+
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
 
 
 class DataConfig(Options):
@@ -45,9 +74,18 @@ class DataConfig(Options):
     pairing: Literal["perfect_prog", "mos"] = "perfect_prog"
     coarse: VariableSource | None = Field(default=None, description="MOS only: the coarse counterparts of the targets")
     static: VariableSource | None = None
-    predictors: VariableSource | None = None
-    scale: Scale = Field(description="integer refinement factor from the coarse to the fine grid (>= 2)")
-    crop: bool = True
+    predictors: VariableSource | list[VariableSource] | None = Field(
+        default=None, description="one source of predictors, or a list of sources, each on its own grid"
+    )
+    scale: Scale | None = Field(
+        default=None,
+        description="integer refinement factor from the coarse to the fine grid (>= 2); required for perfect_prog, "
+        "chosen from the grids for mos if omitted",
+    )
+    crop: bool = Field(
+        default=True,
+        description="perfect_prog: crop the target to a multiple of the scale (mos pads it and never crops)",
+    )
     train_period: Period
     val_period: Period | None = None
     test_period: Period | None = None
@@ -68,8 +106,19 @@ class DataConfig(Options):
                 raise ValueError(f"period ends ({period[1]}) before it starts ({period[0]})")
         return period
 
+    @property
+    def predictor_sources(self) -> list[VariableSource]:
+        """The predictor sources as a list (empty without predictors)."""
+        if self.predictors is None:
+            return []
+        return [self.predictors] if isinstance(self.predictors, VariableSource) else list(self.predictors)
+
     @model_validator(mode="after")
     def _consistent(self) -> DataConfig:
+        if self.pairing == "perfect_prog" and self.scale is None:
+            raise ValueError("pairing 'perfect_prog' needs a scale, the integer refinement factor, e.g. scale: 4")
+        if self.target.regrid is not None:
+            raise ValueError("target.regrid: the target defines the fine grid and is never regridded; remove regrid")
         if self.pairing == "mos" and self.coarse is None:
             raise ValueError("pairing 'mos' needs a 'coarse' source (the coarse data paired with the target)")
         if self.lazy and self.patch_size is None:
@@ -171,14 +220,21 @@ class ExperimentConfig(Options):
         """A copy whose relative file paths are made relative to ``base_dir``."""
         base = Path(base_dir)
 
-        def resolve(source: VariableSource | None) -> VariableSource | None:
-            if source is None or source.path.startswith("bundled:") or Path(source.path).is_absolute():
-                return source
-            return source.model_copy(update={"path": str(base / source.path)})
+        def resolve_path(path: str) -> str:
+            return path if path.startswith("bundled:") or Path(path).expanduser().is_absolute() else str(base / path)
 
-        data = self.data.model_copy(
-            update={name: resolve(getattr(self.data, name)) for name in ("target", "coarse", "static", "predictors")}
+        def resolve(source: VariableSource | None) -> VariableSource | None:
+            if source is None:
+                return None
+            paths = [resolve_path(path) for path in source.paths()]
+            return source.model_copy(update={"path": paths[0] if isinstance(source.path, str) else paths})
+
+        predictors = self.data.predictors
+        update: dict[str, Any] = {name: resolve(getattr(self.data, name)) for name in ("target", "coarse", "static")}
+        update["predictors"] = (
+            [resolve(source) for source in predictors] if isinstance(predictors, list) else resolve(predictors)
         )
+        data = self.data.model_copy(update=update)
         output = self.output_dir if Path(self.output_dir).is_absolute() else str(base / self.output_dir)
         return self.model_copy(update={"data": data, "output_dir": output})
 

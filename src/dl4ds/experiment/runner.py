@@ -19,11 +19,12 @@ from dl4ds.baselines import list_baselines
 from dl4ds.data.grid import standardize
 from dl4ds.data.lazy import LazyPatchDataset, fit_lazy_normalizer
 from dl4ds.data.normalization import Normalizer
-from dl4ds.data.pairing import MOS, PairedData, PerfectProg
+from dl4ds.data.pairing import MOS, PairedData, PerfectProg, Source
 from dl4ds.data.torch_dataset import DownscalingDataset, cell_weights
+from dl4ds.data.units import with_units
 from dl4ds.errors import ConfigError, DataError
 from dl4ds.evaluation.pipeline import verify
-from dl4ds.experiment.config import ExperimentConfig
+from dl4ds.experiment.config import ExperimentConfig, VariableSource
 from dl4ds.inference.downscale import downscale
 from dl4ds.io import open_data, write_netcdf
 from dl4ds.model import DownscalingModel, read_checkpoint
@@ -70,10 +71,18 @@ class _PairingSources(TypedDict):
     """The keyword arguments that both pairings (:class:`PerfectProg` and :class:`MOS`) take."""
 
     variables: list[str] | None
-    static: xr.Dataset | None
-    static_variables: list[str] | None
-    predictors: xr.Dataset | None
-    predictor_variables: list[str] | None
+    static: Source | None
+    predictors: list[Source]
+
+
+def open_source(source: VariableSource, role: str) -> xr.Dataset:
+    """The data of a configured source: its files opened lazily, with the units it sets."""
+    return with_units(open_data(source.path), source.units, role=role)
+
+
+def _pairing_source(source: VariableSource, role: str) -> Source:
+    """A configured source opened for pairing: data, variables and regrid method."""
+    return Source(open_source(source, role), source.variables, source.regrid)
 
 
 class Experiment:
@@ -122,23 +131,21 @@ class Experiment:
     def pair(self, period: tuple[str, str] | None = None) -> PairedData:
         """Read the configured sources and pair coarse inputs with targets over all times, or over ``period`` only."""
         data = self.config.data
-        target = open_data(data.target.path)
+        target = open_source(data.target, "target")
         if period is not None:
-            target = standardize(target).sel(time=slice(*period))
-        static = None if data.static is None else open_data(data.static.path)
-        predictors = None if data.predictors is None else open_data(data.predictors.path)
+            target = standardize(target, role="target").sel(time=slice(*period))
         common: _PairingSources = {
             "variables": data.target.variables,
-            "static": static,
-            "static_variables": None if data.static is None else data.static.variables,
-            "predictors": predictors,
-            "predictor_variables": None if data.predictors is None else data.predictors.variables,
+            "static": None if data.static is None else _pairing_source(data.static, "static"),
+            "predictors": [_pairing_source(source, "predictor") for source in data.predictor_sources],
         }
         if data.pairing == "mos":
-            assert data.coarse is not None
-            return MOS(data.scale, crop=data.crop).pair(
-                target, open_data(data.coarse.path), coarse_variables=data.coarse.variables, **common
+            assert data.coarse is not None, "the config requires a coarse source for mos"
+            coarse = open_source(data.coarse, "coarse")
+            return MOS(data.scale, method=data.coarse.regrid or "linear").pair(
+                target, coarse, coarse_variables=data.coarse.variables, **common
             )
+        assert data.scale is not None, "the config requires a scale for perfect_prog"
         return PerfectProg(data.scale, crop=data.crop).pair(target, **common)
 
     def run(self, *, resume: bool = False, progress: bool = True) -> ExperimentResult:
@@ -223,12 +230,12 @@ class Experiment:
             )
         if data.patch_size is None:  # the config requires it with lazy: true
             raise ConfigError("data.lazy samples patches from the archive; set data.patch_size, e.g. [64, 64]")
-        target = standardize(open_data(data.target.path)).sel(time=slice(*data.train_period))
+        target = standardize(open_source(data.target, "target"), role="target").sel(time=slice(*data.train_period))
         pairing: dict[str, Any] = {
             "scale": data.scale,
             "variables": data.target.variables,
-            "static": None if data.static is None else open_data(data.static.path),
-            "static_variables": None if data.static is None else data.static.variables,
+            "static": None if data.static is None else _pairing_source(data.static, "static"),
+            "static_variables": None,
             "crop": data.crop,
         }
         normalizer = fit_lazy_normalizer(target, **pairing)

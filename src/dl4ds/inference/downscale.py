@@ -32,8 +32,11 @@ from dask.highlevelgraph import HighLevelGraph
 from tqdm.auto import tqdm
 
 from dl4ds._version import __version__
-from dl4ds.data.fields import as_dataset, check_variables
+from dl4ds.data import units
+from dl4ds.data.fields import VariableSpec, as_dataset, check_variables, select_variables
 from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, coordinate_names, latitude_descending, standardize
+from dl4ds.data.pairing import NO_PADDING
+from dl4ds.data.regrid import RegridMethod
 from dl4ds.data.regrid import regrid as regrid_field
 from dl4ds.errors import ConfigError, DataError
 from dl4ds.inference.options import DownscaleOptions, OutputFormat
@@ -68,6 +71,9 @@ class _Input:
         time_dim: the dim a spatio-temporal network runs along, else None.
         names: standard -> user name of lat, lon and time.
         descending: whether the input stores latitude north to south.
+        method: how a block is regridded onto ``grid`` when it is not on it.
+        clamp: whether ``grid`` may reach beyond the input's cell centres (the
+            model's training grid for input on its training data's grid).
     """
 
     ds: xr.Dataset
@@ -77,6 +83,8 @@ class _Input:
     time_dim: str | None
     names: dict[str, str]
     descending: bool
+    method: RegridMethod = "linear"
+    clamp: bool = False
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -86,7 +94,7 @@ class _Input:
         """The (*block dims, channel, lat, lon) float32 values of a block, regridded onto ``grid``."""
         block = self.ds.isel(dict(indexers)).load()
         field = block.to_dataarray(dim="channel").transpose(*self.dims, "channel", "lat", "lon").astype(np.float32)
-        return regrid_field(field, self.grid, role="coarse input").values
+        return regrid_field(field, self.grid, method=self.method, role="coarse input", clamp=self.clamp).values
 
 
 class Downscaler:
@@ -206,6 +214,10 @@ class Downscaler:
         fields = da.Array(
             HighLevelGraph.from_collections(name, graph, dependencies=()), name, all_chunks, dtype=np.float32
         )
+        domain = _domain_window(source.grid, meta)
+        if domain is not None:  # the fine cells of the model's padding are cut off
+            fields = fields[..., domain[0], domain[1]]
+            fine_grid = Grid(fine_grid.lat[domain[0]], fine_grid.lon[domain[1]])
         return _output_dataset(fields, source, fine_grid, meta, self.options.samples), len(graph)
 
     def _prepare(self, coarse: xr.Dataset | xr.DataArray) -> _Input:
@@ -218,10 +230,12 @@ class Downscaler:
                     f"cannot rename {unknown}: no such variables in the input (it has {sorted(map(str, ds.data_vars))})"
                 )
             ds = ds.rename(self.options.rename)
+        ds = units.with_units(ds, self.options.units, role="input")
         _check_inputs(ds, meta)
-        names = coordinate_names(ds[list(meta.input_variables)])
+        ds = _in_model_units(select_variables(ds, meta.input_variables, role="coarse input"), meta)
+        names = coordinate_names(ds)
         descending = latitude_descending(ds[meta.input_variables[0]])
-        ds = align_longitudes(standardize(ds[list(meta.input_variables)], require_time=False), meta.coarse_grid.lon)
+        ds = align_longitudes(standardize(ds, require_time=False, role="coarse input"), meta.coarse_grid.lon)
         user_dims = tuple(str(d) for d in ds[meta.input_variables[0]].dims if d not in ("lat", "lon"))
         for variable in meta.input_variables[1:]:
             if set(ds[variable].dims) != set(ds[meta.input_variables[0]].dims):
@@ -229,7 +243,15 @@ class Downscaler:
                     f"the input variables have different dims ({meta.input_variables[0]}: {ds[meta.input_variables[0]].dims}, "
                     f"{variable}: {ds[variable].dims}); give every input variable the same dims"
                 )
-        grid = _input_grid(Grid.of(ds), meta, self.model.capabilities.domain_bound, self.options.regrid)
+        grid, clamp = _input_grid(Grid.of(ds), meta, self.model.capabilities.domain_bound, self.options.regrid)
+        method = self.options.regrid_method or (meta.resampling.method if meta.resampling is not None else "linear")
+        if not Grid.of(ds).equals(grid) and grid.window_in(Grid.of(ds)) is None:
+            logger.info(
+                "regridding (%s) the input from %s onto the model's coarse grid %s",
+                method,
+                Grid.of(ds).describe(),
+                grid.describe(),
+            )
         time_dim = self._time_dim(user_dims, names) if self.model.capabilities.temporal else None
         dims = tuple(d for d in user_dims if d != time_dim) + ((time_dim,) if time_dim else ())
         if time_dim is not None and ds.sizes[time_dim] < (meta.time_window or 1):
@@ -237,7 +259,7 @@ class Downscaler:
                 f"the spatio-temporal model takes windows of {meta.time_window} consecutive steps along {time_dim!r}, "
                 f"but the input has only {ds.sizes[time_dim]}; give at least {meta.time_window} steps"
             )
-        return _Input(ds, grid, dims, user_dims, time_dim, names, descending)
+        return _Input(ds, grid, dims, user_dims, time_dim, names, descending, method, clamp)
 
     def _time_dim(self, dims: Sequence[str], names: Mapping[str, str]) -> str:
         """The (standardized) dim a spatio-temporal network runs along; ``names`` maps standard to user names."""
@@ -443,36 +465,67 @@ def _torch_device(name: str) -> torch.device:
 
 def _check_inputs(ds: xr.Dataset, meta: ModelMetadata) -> None:
     try:
-        check_variables(ds, meta.input_variables, role="coarse input")
+        check_variables(ds, [VariableSpec.parse(name).variable for name in meta.input_variables], role="coarse input")
     except DataError as error:
         raise DataError(
             f"{error} The model was trained on {list(meta.input_variables)}; if a variable of the input stands for "
             f"one of those, map it with rename={{'name_in_input': '{meta.input_variables[0]}'}} "
             f"(CLI: --rename NAME_IN_INPUT={meta.input_variables[0]})."
         ) from None
+
+
+def _in_model_units(ds: xr.Dataset, meta: ModelMetadata) -> xr.Dataset:
+    """The input variables converted to the units the model was trained on (each conversion logged).
+
+    Input without units for a model that has them is an error; a model
+    without units (trained on data that had none) takes the input as it is, with a warning.
+    """
+    converted = {}
     for name in meta.input_variables:
         expected = meta.attrs.get(name, {}).get("units")
-        found = ds[name].attrs.get("units")
-        if expected and found and str(found) != expected:
-            raise DataError(
-                f"the input variable {name!r} is in {found!r} but the model was trained on {expected!r}; "
-                "convert the input to the training units first"
-            )
+        if expected is None:
+            if units.units_of(ds[name]) is not None:
+                logger.warning(
+                    "the model records no units for %r; the input's %r is taken as it is",
+                    name,
+                    units.units_of(ds[name]),
+                )
+            converted[name] = ds[name]
+            continue
+        converted[name], _ = units.conform(
+            ds[name],
+            expected,
+            what=f"the input variable {name!r}",
+            reference="the model's training data",
+            names=(name, name),
+        )
+    return ds.assign(converted)
 
 
-def _input_grid(source: Grid, meta: ModelMetadata, domain_bound: bool, regrid: bool) -> Grid:
-    """The coarse grid the network will run on for input given on ``source``.
+def _input_grid(source: Grid, meta: ModelMetadata, domain_bound: bool, regrid: bool) -> tuple[Grid, bool]:
+    """The coarse grid the network will run on for input given on ``source``, and whether it may reach past the input's centres.
 
     A ``domain_bound`` model (static fields or localized layers) runs only on
-    its training grid or a window of it; others on any grid of the same spacing.
+    its training grid or a window of it; others on any grid of the same
+    spacing. Input on the grid of the coarse data a MOS model was trained on
+    (its ``resampling`` grid, or one of the same spacing covering the model's
+    domain) is regridded onto the training grid as in training, without ``regrid``.
     """
     model_grid = meta.coarse_grid
     if source.window_in(model_grid) is not None:
-        return source
+        return source, False
     model_spacing = np.array(model_grid.spacing)
     source_spacing = np.array(source.spacing)
     if not domain_bound and np.allclose(source_spacing, model_spacing, atol=GRID_TOLERANCE):
-        return source
+        return source, False
+    if meta.resampling is not None and np.allclose(source_spacing, meta.resampling.grid.spacing, atol=GRID_TOLERANCE):
+        domain = meta.domain_grid
+        if domain.cells_inside(source.extent()) != (slice(0, domain.shape[0]), slice(0, domain.shape[1])):
+            raise DataError(
+                f"the input ({source.describe()}) is on the grid of the model's training data but does not cover the "
+                f"model's domain ({domain.describe()}); give input over that domain"
+            )
+        return model_grid, True
     if not regrid:
         fine_spacing = np.array(meta.fine_grid.spacing)
         hint = ""
@@ -499,4 +552,17 @@ def _input_grid(source: Grid, meta: ModelMetadata, domain_bound: bool, regrid: b
             f"the input ({source.describe()}) does not overlap the model's domain ({model_grid.describe()}); "
             "give input covering that domain"
         )
-    return Grid(axes[0], axes[1])
+    return Grid(axes[0], axes[1]), False
+
+
+def _domain_window(grid: Grid, meta: ModelMetadata) -> tuple[slice, slice] | None:
+    """The fine cells of the network's output on ``grid`` that lie in the model's domain, when it has padding to cut."""
+    if meta.padding == NO_PADDING or grid.window_in(meta.coarse_grid) is None:
+        return None
+    window = grid.refine(meta.scale).cells_within(meta.domain_grid)
+    if window is None:
+        raise DataError(
+            f"the input ({grid.describe()}) covers only the padding of the model's domain ({meta.domain_grid.describe()}); "
+            "give input over that domain"
+        )
+    return window

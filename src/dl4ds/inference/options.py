@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from dl4ds.data.regrid import RegridMethod
 from dl4ds.utils.options import Options
 
 OutputFormat = Literal["netcdf", "zarr"]
@@ -41,11 +42,21 @@ class DownscaleOptions(Options):
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:N, mps")
     regrid: bool = Field(
         default=False,
-        description="interpolate (bilinearly) input that is not on the model's coarse grid onto it; without it "
-        "such input is an error",
+        description="regrid input that is not on the model's coarse grid onto it (with regrid_method); without it "
+        "such input is an error, except input on the grid of the model's MOS training data, regridded as in training",
+    )
+    regrid_method: RegridMethod | None = Field(
+        default=None,
+        description="how regrid brings the input onto the model's grid: linear, nearest, cubic or conservative "
+        "(area-weighted, keeps totals); none takes the model's own (MOS training) method, else linear",
     )
     rename: dict[str, str] = Field(
         default_factory=dict, description="input variable names mapped to the model's, e.g. ts to t2m"
+    )
+    units: dict[str, str] = Field(
+        default_factory=dict,
+        description="units of input variables (after rename), set or overriding the file's, e.g. t2m to degC; the "
+        "input is converted to the model's units",
     )
     time_dim: str | None = Field(
         default=None,

@@ -93,6 +93,8 @@ class DownscalingModel(nn.Module):
             normalizer=normalizer,
             config=dict(config or {}),
             time_window=time_window,
+            padding=data.padding,
+            resampling=data.resampling,
         )
         if data.static is None:
             static = torch.zeros((0, *data.fine_grid.shape))

@@ -8,6 +8,7 @@ from typing import Any
 
 from dl4ds.data.grid import Grid
 from dl4ds.data.normalization import Normalizer
+from dl4ds.data.pairing import NO_PADDING, Padding, Resampling, unpadded
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class ModelMetadata:
         config: the full configuration of the training run, if any.
         time_window: frames per sample of a spatio-temporal network, None for
             a spatial one.
+        padding: fine cells around the target domain that made ``fine_grid``
+            a multiple of the scale (MOS at any pair of grids); outputs are cut
+            back to :attr:`domain_grid`.
+        resampling: the grid of the coarse data the model was trained on and
+            how it was regridded onto the coarse grid, when it was not on it;
+            input on that grid is regridded the same way.
     """
 
     architecture: str
@@ -41,10 +48,17 @@ class ModelMetadata:
     normalizer: Normalizer
     config: Mapping[str, Any] = field(default_factory=dict)
     time_window: int | None = None
+    padding: Padding = NO_PADDING
+    resampling: Resampling | None = None
 
     @property
     def coarse_grid(self) -> Grid:
         return self.fine_grid.coarsen(self.scale)
+
+    @property
+    def domain_grid(self) -> Grid:
+        """The training target's domain: the fine grid without its padding."""
+        return unpadded(self.fine_grid, self.padding)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +73,8 @@ class ModelMetadata:
             "normalizer": self.normalizer.to_dict(),
             "config": dict(self.config),
             "time_window": self.time_window,
+            "padding": [list(axis) for axis in self.padding],
+            "resampling": None if self.resampling is None else self.resampling.to_dict(),
         }
 
     @classmethod
@@ -75,4 +91,14 @@ class ModelMetadata:
             normalizer=Normalizer.from_dict(data["normalizer"]),
             config=dict(data["config"]),
             time_window=data.get("time_window"),
+            padding=_padding(data.get("padding")),
+            resampling=None if data.get("resampling") is None else Resampling.from_dict(data["resampling"]),
         )
+
+
+def _padding(value: Any) -> Padding:
+    """The padding stored in a checkpoint (none in those written before 0.2)."""
+    if value is None:
+        return NO_PADDING
+    (top, bottom), (left, right) = value
+    return (int(top), int(bottom)), (int(left), int(right))
