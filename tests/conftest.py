@@ -49,3 +49,19 @@ def trained_model(week_pairs):
         model, DownscalingDataset(train, normalizer)
     )
     return model
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(trained_model, tmp_path_factory):
+    """The path of ``trained_model`` saved as a checkpoint (read it, never write it)."""
+    from dl4ds.model import save_checkpoint
+
+    return save_checkpoint(tmp_path_factory.mktemp("checkpoint") / "model.pt", trained_model)
+
+
+@pytest.fixture(scope="session")
+def coarse_file(week_pairs, tmp_path_factory):
+    """A NetCDF file of the coarse inputs of the last two days of the ERA5 week, on ``trained_model``'s grid."""
+    path = tmp_path_factory.mktemp("coarse") / "coarse.nc"
+    week_pairs.select_time("2019-03-06", "2019-03-07").input_dataset().to_netcdf(path)
+    return path

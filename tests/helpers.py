@@ -137,3 +137,50 @@ def field(values, lat=(0.0, 60.0), lon=(10.0, 11.0), names=("time", "lat", "lon"
         coords={names[0]: TIMES[: len(values)], names[1]: list(lat), names[2]: list(lon)},
         attrs={"units": units},
     )
+
+
+# --- bad input: refused with the exact error, a message naming the fix, and nothing written ---------------------------
+
+
+def tree(root) -> set[str]:
+    """Every file and folder under ``root``, hidden ones included, as paths relative to it."""
+    root = Path(root)
+    return {str(path.relative_to(root)) for path in root.rglob("*")}
+
+
+def assert_refused(call, error: type, fix: str, root) -> str:
+    """Check that ``call()`` raises exactly ``error``, with a message matching the regex ``fix``, writing nothing
+    under ``root``; returns the message."""
+    import re
+
+    import pytest
+
+    before = tree(root)
+    with pytest.raises(Exception) as caught:  # the exact class is checked below
+        call()
+    assert caught.type is error, f"{caught.type.__name__} instead of {error.__name__}: {caught.value}"
+    message = str(caught.value)
+    assert re.search(fix, message), f"{fix!r} not in: {message}"
+    assert tree(root) == before, f"written: {sorted(tree(root) - before)}"
+    return message
+
+
+def assert_refused_by_cli(args, error: type, fix: str, root) -> str:
+    """Check that ``dl4ds ARGS`` exits with status 2 and the message of exactly ``error`` matching ``fix``, without a
+    traceback and writing nothing under ``root``; returns the output."""
+    import re
+
+    from click.testing import CliRunner
+
+    from dl4ds.cli import main
+
+    before = tree(root)
+    result = CliRunner().invoke(main, [str(arg) for arg in args])
+    assert result.exit_code == 2, result.output
+    cause = result.exception.__context__ if result.exception is not None else None
+    assert type(cause) is error, f"{type(cause).__name__} instead of {error.__name__}: {result.output}"
+    assert result.output.startswith("error: ") or "\nerror: " in result.output, result.output
+    assert "Traceback" not in result.output
+    assert re.search(fix, " ".join(result.output.split())), f"{fix!r} not in: {result.output}"
+    assert tree(root) == before, f"written: {sorted(tree(root) - before)}"
+    return result.output

@@ -12,35 +12,52 @@ from typing import Any, Literal, TypeVar
 import click
 from pydantic.fields import FieldInfo
 
+from dl4ds.baselines.options import BaselineOptions, BCSDOptions, LapseRateOptions, RegressionOptions
 from dl4ds.errors import DL4DSError
 from dl4ds.evaluation.options import EvaluateInputOptions
+from dl4ds.evaluation.precipitation import PrecipitationOptions
 from dl4ds.inference.options import DownscaleOptions
 from dl4ds.utils.options import Options
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 
-def option_fields(options: type[Options], *, exclude: Sequence[str] = ()) -> Callable[[Command], Command]:
+def option_fields(
+    options: type[Options], *, exclude: Sequence[str] = (), prefix: str = ""
+) -> Callable[[Command], Command]:
     """click options for the fields of ``options``: ``--field-name``, typed and documented by the field.
 
     No default is given to click: an option left out arrives as None (or an
     empty tuple) and is not passed on, so the field's own default applies; the
     help shows it. Bounds are checked by ``options`` when the command builds it.
-    Booleans become ``--name/--no-name`` flags and ``dict[str, str]`` fields a
-    repeatable ``--name KEY=VALUE``.
+    Booleans become ``--name/--no-name`` flags, ``dict[str, str]`` fields a
+    repeatable ``--name KEY=VALUE`` and ``list[str]`` fields a repeatable
+    ``--name VALUE``. With a ``prefix`` (e.g. ``"bcsd"``) the options are
+    ``--bcsd-field-name``, arriving as ``bcsd_field_name`` (see :func:`given_options`).
     """
 
     def decorate(command: Command) -> Command:
         for name, field in reversed(options.model_fields.items()):
             if name not in exclude:
-                command = _click_option(name, field)(command)
+                command = _click_option(name, field, prefix)(command)
         return command
 
     return decorate
 
 
-def _click_option(name: str, field: FieldInfo) -> Callable[[Command], Command]:
-    flag = "--" + name.replace("_", "-")
+def given_options(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The options of :func:`option_fields` (with ``prefix``) that were given on the command line, unprefixed."""
+    start = f"{prefix}_" if prefix else ""
+    return {
+        name.removeprefix(start): value
+        for name, value in values.items()
+        if name.startswith(start) and value is not None
+    }
+
+
+def _click_option(name: str, field: FieldInfo, prefix: str = "") -> Callable[[Command], Command]:
+    flag = "--" + (f"{prefix}_{name}" if prefix else name).replace("_", "-")
+    name = f"{prefix}_{name}" if prefix else name
     description = (field.description or "").rstrip(".")
     default = field.get_default(call_default_factory=True)
     shown = (
@@ -58,6 +75,8 @@ def _click_option(name: str, field: FieldInfo) -> Callable[[Command], Command]:
         return click.option(
             flag, name, multiple=True, metavar="KEY=VALUE", callback=_key_values, help=help_text + " Repeatable."
         )
+    if typing.get_origin(kind) is list:
+        return click.option(flag, name, multiple=True, callback=_values, help=help_text + " Repeatable.")
     if typing.get_origin(kind) is Literal:
         return click.option(
             flag, name, type=click.Choice([str(choice) for choice in typing.get_args(kind)]), help=help_text
@@ -76,6 +95,11 @@ def _key_values(context: click.Context, parameter: click.Parameter, items: tuple
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=f"--{parameter.name}")
         pairs[key] = value
     return pairs or None
+
+
+def _values(context: click.Context, parameter: click.Parameter, items: tuple[str, ...]) -> list[str] | None:
+    """A repeated option's values as a list; None when the option was not given."""
+    return list(items) or None
 
 
 class _Group(click.Group):
@@ -143,7 +167,7 @@ def train(config: str, output_dir: str | None, epochs: int | None, resume: bool)
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="NetCDF file or Zarr store (.zarr) to write.")
 @option_fields(DownscaleOptions, exclude=("progress",))
@@ -156,10 +180,12 @@ def downscale(checkpoint: str, input_path: str, output: str, progress: bool | No
     moved into place when complete.
     """
     from dl4ds.inference.downscale import Downscaler
-    from dl4ds.io import open_data
+    from dl4ds.io import check_not_input, open_data
 
-    given = {name: value for name, value in options.items() if value is not None}
-    downscaler = Downscaler(checkpoint, progress=sys.stderr.isatty() if progress is None else progress, **given)
+    check_not_input(output, [input_path])
+    downscaler = Downscaler(
+        checkpoint, progress=sys.stderr.isatty() if progress is None else progress, **given_options(options)
+    )
     result = downscaler.write(open_data(input_path), output)
     dims = ", ".join(f"{d}: {n}" for d, n in result.sizes.items())
     click.echo(f"wrote {output} ({dims}; variables {', '.join(map(str, result.data_vars))})")
@@ -168,9 +194,7 @@ def downscale(checkpoint: str, input_path: str, output: str, progress: bool | No
 @main.command()
 @click.argument("prediction", type=click.Path())
 @click.argument("truth", type=click.Path())
-@click.option(
-    "-o", "--output", "report_dir", required=True, type=click.Path(file_okay=False), help="Report directory to write."
-)
+@click.option("-o", "--output", "report_dir", required=True, type=click.Path(), help="Report directory to write.")
 @click.option("--variable", "variables", multiple=True, help="Variable to verify (repeatable; default: all shared).")
 @click.option(
     "--baselines",
@@ -193,6 +217,10 @@ def downscale(checkpoint: str, input_path: str, output: str, progress: bool | No
 )
 @click.option("--name", default="prediction", show_default=True, help="Name of the prediction in the report.")
 @option_fields(EvaluateInputOptions)
+@option_fields(BCSDOptions, prefix="bcsd")
+@option_fields(LapseRateOptions, prefix="lapse_rate")
+@option_fields(RegressionOptions, prefix="regression")
+@option_fields(PrecipitationOptions, prefix="precipitation")
 def evaluate(
     prediction: str,
     truth: str,
@@ -209,20 +237,26 @@ def evaluate(
 
     Scores are area weighted: RMSE, MAE, bias, correlations, PSNR, SSIM, std
     ratio, quantile and extreme biases, spectra, and CRPS, spread-skill and
-    rank histograms for ensembles; each baseline's scores and the skill
-    relative to it.
+    rank histograms for ensembles; wet-day frequency and wet-day percentile
+    biases for precipitation; each baseline's scores and the skill relative
+    to it. The baselines' options (--bcsd-*, --lapse-rate-*, --regression-*)
+    and the wet-day scores' (--precipitation-*) default to those of the
+    experiment's evaluation section with --checkpoint or --config.
     """
     from dl4ds.data.units import with_units
     from dl4ds.evaluation.pipeline import Evaluation, parse_baselines, verify
     from dl4ds.evaluation.verification import Verification
     from dl4ds.experiment import Experiment
-    from dl4ds.io import open_data
+    from dl4ds.io import check_not_input, open_data
 
-    reading = EvaluateInputOptions.parse({k: v for k, v in options.items() if v is not None}, "evaluate options")
+    given = {name: options[name] for name in EvaluateInputOptions.model_fields if options.get(name) is not None}
+    reading = EvaluateInputOptions.parse(given, "evaluate options")
+    check_not_input(report_dir, [prediction, truth])
     names = parse_baselines(baselines) if baselines else []
     predicted = with_units(open_data(prediction), reading.units, role="prediction")
     observed = with_units(open_data(truth), reading.truth_units, role="truth")
     train = pairs = None
+    evaluation_section = None
     if names:
         if (checkpoint is None) == (config_path is None):
             raise click.UsageError(
@@ -234,17 +268,31 @@ def evaluate(
         else:
             assert config_path is not None, "exactly one of checkpoint and config_path is given"
             experiment = Experiment.from_yaml(config_path)
+        evaluation_section = experiment.config.evaluation
         train, pairs = experiment.baseline_pairs(predicted)
+    stored_baselines = BaselineOptions() if evaluation_section is None else evaluation_section.baselines
+    baseline_options = BaselineOptions(
+        **{
+            section: getattr(stored_baselines, section).updated(
+                f"--{section.replace('_', '-')}-* options", **given_options(options, section)
+            )
+            for section in BaselineOptions.model_fields
+        }
+    )
+    precipitation = (
+        PrecipitationOptions() if evaluation_section is None else evaluation_section.precipitation
+    ).updated("--precipitation-* options", **given_options(options, "precipitation"))
     result = verify(
         {name: predicted},
         observed,
         report_dir,
-        baselines=names,
+        baselines="all" if baselines.strip() == "all" else names,
         train=train,
         pairs=pairs,
-        evaluation=Evaluation(Verification(groupby=groupby)),
+        evaluation=Evaluation(Verification(groupby=groupby, precipitation=precipitation)),
         variables=variables or None,
         notes=[f"prediction: {prediction}", f"truth: {truth}"],
+        baseline_options=baseline_options,
     )
     _print_metrics(result.headline)
     click.echo(f"report: {result.report}")
@@ -281,7 +329,7 @@ def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
 
 
 @main.command(name="export")
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
 @click.option("--opset", type=int, help="ONNX opset version, 11 to 20 (default: 17).")
 @click.option("--no-check", is_flag=True, help="Write the file without comparing ONNX Runtime with torch.")

@@ -19,3 +19,10 @@ class ConfigError(DL4DSError, ValueError):
 
 class CheckpointError(DL4DSError):
     """A checkpoint that cannot be read, or does not fit the data it is applied to."""
+
+
+class OutputError(DL4DSError, OSError):
+    """An output that cannot be written: a directory or file in the way, no permission, a full disk, or the input itself.
+
+    Nothing is left at the destination (see :func:`dl4ds.utils.atomic.atomic_path`).
+    """

@@ -83,12 +83,14 @@ def test_unknown_baseline_and_bad_options_are_config_errors():
         create_baseline("kriging")
     with pytest.raises(ConfigError, match="invalid options for the bcsd baseline.*n_quantiles, multiplicative"):
         create_baseline("bcsd", quantiles=10)
-    with pytest.raises(ConfigError, match="n_quantiles must be an integer >= 2"):
+    with pytest.raises(ConfigError, match="bcsd baseline: n_quantiles=1 must be at least 2"):
         create_baseline("bcsd", n_quantiles=1)
-    with pytest.raises(ConfigError, match="interpolation must be one of nearest, bilinear, bicubic"):
+    with pytest.raises(ConfigError, match="lapse_rate baseline: interpolation: .*'nearest', 'bilinear' or 'bicubic'"):
         create_baseline("lapse_rate", interpolation="spline")
-    with pytest.raises(ConfigError, match="ridge must be a positive number"):
+    with pytest.raises(ConfigError, match="regression baseline: ridge=0 must be greater than 0"):
         create_baseline("regression", ridge=0)
+    with pytest.raises(ConfigError, match="regression baseline: ridge: .*finite"):
+        create_baseline("regression", ridge=float("inf"))
 
 
 @pytest.mark.parametrize("name", FITTED)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from dl4ds.errors import DataError
+from dl4ds.errors import DataError, OutputError
 from dl4ds.evaluation import plots
 from dl4ds.evaluation.report import write_report
 from dl4ds.evaluation.scores import Scores, metric_info, skill_scores
@@ -388,7 +388,7 @@ def test_bad_input(tmp_path):
         write_report({"t2m": good.select(["bicubic"]), "t2m_max": twin.select(["bicubic"])}, tmp_path / "a")
     assert list((tmp_path / "a").iterdir()) == [], "no temporary left"
     (tmp_path / "file").write_text("not a directory")
-    with pytest.raises(DataError, match="cannot write the report to .*directory you can write to"):
+    with pytest.raises(OutputError, match="cannot create the report directory .*is a file, not a directory"):
         write_report({"t2m": good}, tmp_path / "file" / "report")
 
 

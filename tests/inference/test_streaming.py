@@ -213,6 +213,9 @@ def test_killed_write_leaves_no_file_at_the_destination(generator, tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not destination.exists()
+    Downscaler(generator).write(coarse.isel(time=slice(0, 2)), destination)  # the next write cleans up
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".fine.nc")] == []
+    assert destination.exists()
 
 
 def test_cli_downscales_with_tiles_samples_and_zarr(generator, tmp_path):

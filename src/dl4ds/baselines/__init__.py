@@ -26,16 +26,21 @@ from dl4ds.baselines.base import Baseline
 from dl4ds.baselines.bcsd import BCSD
 from dl4ds.baselines.interpolation import Conservative, Interpolation, interpolate_to_fine
 from dl4ds.baselines.lapse_rate import LapseRate
+from dl4ds.baselines.options import BaselineOptions, BCSDOptions, LapseRateOptions, RegressionOptions
 from dl4ds.baselines.registry import create_baseline, list_baselines
 from dl4ds.baselines.regression import PointwiseRegression
 
 __all__ = [
     "BCSD",
+    "BCSDOptions",
     "Baseline",
+    "BaselineOptions",
     "Conservative",
     "Interpolation",
     "LapseRate",
+    "LapseRateOptions",
     "PointwiseRegression",
+    "RegressionOptions",
     "create_baseline",
     "interpolate_to_fine",
     "list_baselines",

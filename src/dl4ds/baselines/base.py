@@ -107,6 +107,13 @@ class Baseline(ABC):
         elif self.requires_fit:
             raise ConfigError(f"the {self.name} baseline learns from training data; call fit(train) first")
 
+    def unavailable(self, data: PairedData) -> str | None:
+        """Why this baseline cannot run on data like ``data`` (e.g. no elevation for ``lapse_rate``), or None if it can.
+
+        The reason names what is missing and how to provide it.
+        """
+        return None
+
     def _fit(self, train: PairedData) -> None:  # noqa: B027 (a hook: most baselines learn nothing)
         """Learn parameters from ``train``; nothing for baselines that do not learn."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -10,9 +12,13 @@ import xarray as xr
 
 from dl4ds.baselines.arrays import block_mean, coarse_targets, interpolate_valid, nanmean
 from dl4ds.baselines.base import Baseline
+from dl4ds.baselines.options import BCSDOptions
 from dl4ds.data.pairing import PairedData
+from dl4ds.data.precipitation import is_precipitation
 from dl4ds.errors import ConfigError
 from dl4ds.utils.quantiles import quantiles_over_time
+
+logger = logging.getLogger(__name__)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -68,10 +74,15 @@ class BCSD(Baseline):
     keeps the zero climatology). Fine points without training truth give NaN.
 
     Args:
-        n_quantiles: number of evenly spaced probabilities, 0 and 1 included.
-        multiplicative: target variables corrected by ratios rather than shifts.
+        options: the :class:`~dl4ds.baselines.options.BCSDOptions` (``n_quantiles``,
+            the number of evenly spaced probabilities, 0 and 1 included; and
+            ``multiplicative``, the target variables corrected by ratios rather
+            than shifts, by default the precipitation-like ones, see
+            :func:`dl4ds.data.precipitation.is_precipitation`), or a mapping of them.
+        **overrides: single options, e.g. ``multiplicative=["pr"]``.
 
     Attributes (after :meth:`fit`; float64, coarse or fine grid as named):
+        multiplicative: the target variables corrected by ratios.
         input_quantiles_, truth_quantiles_: (quantile, variable, lat, lon) coarse.
         coarse_climatology_: (variable, lat, lon) coarse; fine_climatology_: (variable, lat, lon) fine.
     """
@@ -79,20 +90,26 @@ class BCSD(Baseline):
     name = "bcsd"
     per_point = True
 
-    def __init__(self, n_quantiles: int = 100, multiplicative: Sequence[str] = ()) -> None:
+    def __init__(self, options: BCSDOptions | Mapping[str, Any] | None = None, **overrides: Any) -> None:
         super().__init__()
-        if isinstance(n_quantiles, bool) or not isinstance(n_quantiles, (int, np.integer)) or n_quantiles < 2:
-            raise ConfigError(f"n_quantiles must be an integer >= 2, got {n_quantiles!r}")
-        self.n_quantiles = int(n_quantiles)
-        self.multiplicative = (multiplicative,) if isinstance(multiplicative, str) else tuple(multiplicative)
+        what = "options for the bcsd baseline"
+        self.options = BCSDOptions.parse(options or {}, what).updated(what, **overrides)
+        self.n_quantiles = self.options.n_quantiles
+        self.multiplicative: tuple[str, ...] = tuple(self.options.multiplicative or ())
 
     def _fit(self, train: PairedData) -> None:
+        if self.options.multiplicative is None:
+            self.multiplicative = tuple(
+                name for name in train.target_variables if is_precipitation(name, train.attrs.get(name, {}))
+            )
         unknown = [name for name in self.multiplicative if name not in train.target_variables]
         if unknown:
             raise ConfigError(
                 f"the bcsd option multiplicative names {unknown}, which are not target variables; "
                 f"choose among {list(train.target_variables)}"
             )
+        if self.multiplicative:
+            logger.info("the bcsd baseline corrects %s by ratios", ", ".join(self.multiplicative))
         coarse_truth = block_mean(train.target.values, train.scale)
         probabilities = np.linspace(0.0, 1.0, self.n_quantiles)
         self.input_quantiles_ = quantiles_over_time(coarse_targets(train).astype(np.float64), probabilities)

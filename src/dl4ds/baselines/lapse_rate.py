@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
-from dl4ds.baselines.arrays import block_mean, check_mode, coarse_targets, interpolate_valid
+from dl4ds.baselines.arrays import block_mean, coarse_targets, interpolate_valid
 from dl4ds.baselines.base import Baseline
+from dl4ds.baselines.options import LapseRateOptions
 from dl4ds.data import units
 from dl4ds.data.pairing import PairedData
 from dl4ds.errors import DataError
@@ -28,10 +32,12 @@ class LapseRate(Baseline):
     in m. Cells without an elevation get no correction.
 
     Args:
-        elevation: the static variable holding the elevation; by default the
-            first static variable named (case-insensitively) one of
-            :data:`ELEVATION_NAMES`.
-        interpolation: ``nearest``, ``bilinear`` or ``bicubic``.
+        options: the :class:`~dl4ds.baselines.options.LapseRateOptions`
+            (``elevation``, the static variable holding the elevation, by
+            default the first static variable named, case-insensitively, one
+            of :data:`ELEVATION_NAMES`; ``interpolation``, ``nearest``,
+            ``bilinear`` or ``bicubic``), or a mapping of them.
+        **overrides: single options, e.g. ``elevation="orog"``.
 
     Attributes:
         rates_: after :meth:`fit`, ``{variable: rate}`` in the variable's units per metre.
@@ -39,12 +45,20 @@ class LapseRate(Baseline):
 
     name = "lapse_rate"
 
-    def __init__(self, elevation: str | None = None, interpolation: InterpolationMode = "bilinear") -> None:
+    def __init__(self, options: LapseRateOptions | Mapping[str, Any] | None = None, **overrides: Any) -> None:
         super().__init__()
-        check_mode(interpolation, "interpolation")
-        self.elevation = elevation
-        self.interpolation = interpolation
+        what = "options for the lapse_rate baseline"
+        self.options = LapseRateOptions.parse(options or {}, what).updated(what, **overrides)
+        self.elevation = self.options.elevation
+        self.interpolation: InterpolationMode = self.options.interpolation
         self.rates_: dict[str, float] = {}
+
+    def unavailable(self, data: PairedData) -> str | None:
+        try:
+            self._elevation_name(data)
+        except DataError as error:
+            return str(error)
+        return None
 
     def _elevation_name(self, data: PairedData) -> str:
         available = data.static_variables

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import numbers
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from dl4ds.baselines.arrays import interpolate_valid, nanmean
 from dl4ds.baselines.base import Baseline
+from dl4ds.baselines.options import RegressionOptions
 from dl4ds.data.pairing import PairedData
-from dl4ds.errors import ConfigError
 
 
 def _standardize(features: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
@@ -45,8 +46,10 @@ class PointwiseRegression(Baseline):
     predict NaN.
 
     Args:
-        ridge: small positive regularisation that keeps points with constant
-            or collinear features solvable.
+        options: the :class:`~dl4ds.baselines.options.RegressionOptions`
+            (``ridge``, a small positive regularisation that keeps points with
+            constant or collinear features solvable), or a mapping of them.
+        **overrides: single options, e.g. ``ridge=1e-4``.
 
     Attributes (after :meth:`fit`; float64, fine grid, raw units):
         coef_: (variable, channel, lat, lon); intercept_: (variable, lat, lon).
@@ -55,11 +58,11 @@ class PointwiseRegression(Baseline):
     name = "regression"
     per_point = True
 
-    def __init__(self, ridge: float = 1e-6) -> None:
+    def __init__(self, options: RegressionOptions | Mapping[str, Any] | None = None, **overrides: Any) -> None:
         super().__init__()
-        if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real) or not 0 < ridge < np.inf:
-            raise ConfigError(f"ridge must be a positive number, got {ridge!r}; the default is 1e-6")
-        self.ridge: float = float(ridge)
+        what = "options for the regression baseline"
+        self.options = RegressionOptions.parse(options or {}, what).updated(what, **overrides)
+        self.ridge: float = self.options.ridge
 
     def _fit(self, train: PairedData) -> None:
         standardized, mean, std = _standardize(interpolate_valid(train.inputs.values, train.scale, "bilinear"))

@@ -13,6 +13,7 @@ the same level from its input.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ import xarray as xr
 from dl4ds.data import units
 from dl4ds.data.grid import standardize
 from dl4ds.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 CF_ATTRIBUTES = ("units", "standard_name", "long_name")
 LEVEL_SEPARATOR = "@"
@@ -181,6 +184,7 @@ def select_field(
     if not names:
         raise DataError(f"the {role} data has no data variables")
     ds = standardize(select_variables(ds, names, role=role), require_time="time" in dims, role=role)
+    ds = ds.assign({name: replace_infinite(ds[name], role=role) for name in names})
     for name in names:
         var_dims = ds[name].dims
         if set(var_dims) != set(dims):
@@ -195,6 +199,53 @@ def select_field(
     field = ds[names].to_dataarray(dim="variable").transpose(*dims[:-2], "variable", *dims[-2:])
     field = field.drop_vars([c for c in field.coords if c not in field.dims])
     return field.astype(np.float32)
+
+
+def replace_infinite(field: xr.DataArray, *, role: str) -> xr.DataArray:
+    """``field`` with every +Inf and -Inf replaced by NaN, with a warning saying how many there were.
+
+    An infinite value in gridded data is a missing value in disguise (a fill
+    value that was not decoded, an overflow in an earlier step); left in, it
+    turns into NaN and 1e37 values wherever a network or an interpolation
+    reaches it. dl4ds treats it like a NaN cell: left out of the loss and the
+    scores, filled with the training mean as an input, NaN in the output
+    over it. In-memory data is checked at once; lazy (dask) data chunk by
+    chunk as it is read, with a warning for the first chunk that holds any.
+    """
+    if not np.issubdtype(field.dtype, np.floating):
+        return field
+    what = f"the {role} variable {field.name!r}" if field.name is not None else f"the {role}"
+    if field.chunks is None:
+        count = int(np.isinf(field.values).sum())
+        if count == 0:
+            return field
+        logger.warning(
+            "%s holds %d values of +/-Inf (of %d); they are treated as missing (NaN), like its NaN cells. Mask or "
+            "fix them in the data to silence this warning",
+            what,
+            count,
+            field.size,
+        )
+        return field.where(~np.isinf(field))
+    warned: list[bool] = []
+    data = field.data.map_blocks(_without_infinite, what=what, warned=warned, dtype=field.dtype)
+    return field.copy(data=data)
+
+
+def _without_infinite(block: np.ndarray, *, what: str, warned: list[bool]) -> np.ndarray:
+    """One chunk of :func:`replace_infinite`: warns once per field (``warned`` remembers it)."""
+    infinite = np.isinf(block)
+    if not infinite.any():
+        return block
+    if not warned:
+        warned.append(True)
+        logger.warning(
+            "%s holds values of +/-Inf (%d in the first chunk read that has any); every one is treated as missing "
+            "(NaN), like its NaN cells. Mask or fix them in the data to silence this warning",
+            what,
+            int(infinite.sum()),
+        )
+    return np.where(infinite, np.nan, block).astype(block.dtype, copy=False)
 
 
 def variable_attributes(

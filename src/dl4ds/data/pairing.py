@@ -384,6 +384,7 @@ def target_field(
     scale = check_scale(scale)
     field = select_field(target, variables, role="target")
     _ = Grid.of(field).spacing  # raises for irregular grids
+    _check_coarse_cells(field.sizes["lat"], field.sizes["lon"], scale)
     notes = []
     if crop:
         field, report = crop_to_multiple(field, scale)
@@ -397,6 +398,17 @@ def target_field(
             "multiple of the scale"
         )
     return field, notes
+
+
+def _check_coarse_cells(rows: int, cols: int, scale: int) -> None:
+    """Raise DataError when a ``rows`` x ``cols`` target leaves fewer than 2 coarse cells per axis at ``scale``."""
+    if min(rows, cols) // scale < 2:
+        largest = min(rows, cols) // 2
+        fix = f"Use a scale of at most {largest} (half the smaller side), or" if largest >= 2 else "Give"
+        raise DataError(
+            f"the target grid is {rows} x {cols} cells: scale {scale} leaves {rows // scale} x {cols // scale} coarse "
+            f"cells, and dl4ds needs at least 2 per axis. {fix} a target covering a larger domain"
+        )
 
 
 def check_target_values(field: xr.DataArray) -> None:
@@ -623,6 +635,7 @@ class MOS:
         field = _crop_to_cells(field, source, notes)
         domain = Grid.of(field)
         scale = self.scale if self.scale is not None else choose_scale(domain, source)
+        _check_coarse_cells(*domain.shape, scale)
         padding: Padding = (
             _axis_padding(domain.lat, source.lat, scale),
             _axis_padding(domain.lon, source.lon, scale),

@@ -66,9 +66,10 @@ class DownscalingDataset(Dataset[Sample]):
         fine_shape = data.fine_grid.shape
         if patch_size is not None:
             height, width = patch_size
-            if height % self.scale or width % self.scale:
+            if height < self.scale or width < self.scale or height % self.scale or width % self.scale:
                 raise ConfigError(
-                    f"patch size {height} x {width} must be a multiple of the scale {self.scale} on both axes"
+                    f"patch size {height} x {width} must be a positive multiple of the scale {self.scale} on both "
+                    f"axes (fine cells, e.g. {16 * self.scale} x {16 * self.scale}); or none for whole-domain samples"
                 )
             if height > fine_shape[0] or width > fine_shape[1]:
                 raise ConfigError(

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dl4ds.baselines import create_baseline, list_baselines
+from dl4ds.baselines import Baseline, BaselineOptions, create_baseline, list_baselines
 from dl4ds.data.grid import standardize
 from dl4ds.data.pairing import PairedData
 from dl4ds.errors import ConfigError, DataError
@@ -30,7 +30,15 @@ from dl4ds.evaluation.verification import Verification
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Evaluation", "VerificationResult", "baseline_predictions", "headline_scores", "parse_baselines", "verify"]
+__all__ = [
+    "Evaluation",
+    "VerificationResult",
+    "baseline_predictions",
+    "build_baselines",
+    "headline_scores",
+    "parse_baselines",
+    "verify",
+]
 
 HEADLINE_METRICS = ("rmse", "mae", "bias", "correlation")
 
@@ -46,9 +54,20 @@ def parse_baselines(names: str | Sequence[str]) -> list[str]:
     return items
 
 
-def baseline_predictions(names: Sequence[str], train: PairedData, test: PairedData) -> dict[str, xr.Dataset]:
-    """Fit each named baseline on ``train`` only and predict the fine fields of ``test``."""
-    baselines = {name: create_baseline(name) for name in names}
+def build_baselines(names: Sequence[str], options: BaselineOptions | None = None) -> dict[str, Baseline]:
+    """The named baselines, each with its options from ``options`` (defaults where none are set)."""
+    options = options or BaselineOptions()
+    return {name: create_baseline(name, **options.of(name)) for name in names}
+
+
+def baseline_predictions(
+    names: Sequence[str], train: PairedData, test: PairedData, *, options: BaselineOptions | None = None
+) -> dict[str, xr.Dataset]:
+    """Fit each named baseline (with its ``options``) on ``train`` only and predict the fine fields of ``test``."""
+    return _fit_and_predict(build_baselines(names, options), train, test)
+
+
+def _fit_and_predict(baselines: Mapping[str, Baseline], train: PairedData, test: PairedData) -> dict[str, xr.Dataset]:
     overlap = np.intersect1d(train.target["time"].values, test.target["time"].values)
     if overlap.size and any(baseline.requires_fit for baseline in baselines.values()):
         logger.warning(
@@ -168,12 +187,14 @@ class VerificationResult:
         headline: ``{model: {metric: value}}`` (see :func:`headline_scores`).
         baselines: the baselines that were fitted and scored, in ladder order.
         report: the report's ``index.html``.
+        left_out: ``{baseline: why}`` for the rungs of the ladder that could not run on these data.
     """
 
     scores: dict[str, Scores]
     headline: dict[str, dict[str, float]]
     baselines: tuple[str, ...]
     report: Path
+    left_out: Mapping[str, str] = field(default_factory=dict)
 
 
 def verify(
@@ -188,6 +209,7 @@ def verify(
     variables: Sequence[str] | None = None,
     title: str = "dl4ds verification report",
     notes: Sequence[str] = (),
+    baseline_options: BaselineOptions | None = None,
 ) -> VerificationResult:
     """Verify ``predictions`` and the baseline ladder against ``truth`` and write the report to ``report_dir``.
 
@@ -199,6 +221,10 @@ def verify(
         report_dir: where the report goes (see :func:`write_report`).
         baselines: baseline names, ``"all"`` or a comma-separated string (:func:`parse_baselines`), scored beside
             the predictions and used as the references of the skill scores.
+            With ``"all"``, the rungs of the ladder that cannot run on these
+            data (``lapse_rate`` without an elevation static field) are left
+            out, with a warning and a note in the report saying why; a
+            baseline named explicitly that cannot run is an error.
         train: the training pairs the baselines that learn are fitted on.
             Without them those baselines are left out, and a note says so.
         pairs: the pairs of the verified period, whose coarse inputs the
@@ -207,24 +233,40 @@ def verify(
         variables: the variables to verify; default all that the first
             prediction shares with the truth.
         title, notes: heading and lines under it in the report.
+        baseline_options: the baselines' options (e.g. ``bcsd.multiplicative``); defaults where not set.
 
     Raises:
-        ConfigError: baselines without ``pairs``, or unknown baseline names.
-        DataError: as :meth:`Evaluation.score` and :func:`write_report`.
+        ConfigError: baselines without ``pairs``, unknown baseline names or invalid baseline options.
+        DataError: a baseline named explicitly that cannot run on these data; as :meth:`Evaluation.score` and
+            :func:`write_report`.
     """
+    whole_ladder = isinstance(baselines, str) and baselines.strip() == "all"
     names = parse_baselines(baselines) if baselines else []
     notes = list(notes)
     if names and pairs is None:
         raise ConfigError("baselines need the pairs of the verified period (their coarse inputs); pass pairs=...")
+    built = build_baselines(names, baseline_options)
     if train is None:
-        left_out = [name for name in names if create_baseline(name).requires_fit]
-        if left_out:
-            names = [name for name in names if name not in left_out]
-            notes.append(f"baselines {', '.join(left_out)} left out: they learn from training data, and none was given")
+        learning = [name for name in names if built[name].requires_fit]
+        if learning:
+            names = [name for name in names if name not in learning]
+            notes.append(f"baselines {', '.join(learning)} left out: they learn from training data, and none was given")
+    left_out = {}
+    for name in names:
+        assert pairs is not None  # checked above
+        reason = built[name].unavailable(pairs)
+        if reason is None:
+            continue
+        if not whole_ladder:
+            raise DataError(f"the {name} baseline cannot run on these data: {reason}")
+        left_out[name] = reason
+        logger.warning("the %s baseline is left out of the ladder: %s", name, reason)
+        notes.append(f"baseline {name} left out: {reason}")
+    names = [name for name in names if name not in left_out]
     fitted: dict[str, xr.Dataset] = {}
     if names:
         assert pairs is not None  # checked above
-        fitted = baseline_predictions(names, train if train is not None else pairs, pairs)
+        fitted = _fit_and_predict({name: built[name] for name in names}, train if train is not None else pairs, pairs)
     if train is not None and fitted:
         notes.append(
             f"baselines {', '.join(fitted)} fitted on {str(train.times[0])[:10]} to {str(train.times[-1])[:10]}, "
@@ -241,4 +283,4 @@ def verify(
         examples=evaluation.examples(everything, truth, list(scores)),
         notes=notes,
     )
-    return VerificationResult(scores, headline_scores(scores), tuple(names), report)
+    return VerificationResult(scores, headline_scores(scores), tuple(names), report, left_out)

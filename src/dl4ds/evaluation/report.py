@@ -20,7 +20,6 @@ import html
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from dl4ds.errors import DataError
 from dl4ds.evaluation import plots
 from dl4ds.evaluation.scores import Scores, metric_info, skill_scores
 from dl4ds.io import write_netcdf
-from dl4ds.utils.atomic import atomic_path
+from dl4ds.utils.atomic import atomic_path, make_directory, new_temporary, remove_stale_temporaries
 
 __all__ = ["write_report"]
 
@@ -125,8 +124,8 @@ def write_report(
 
     Raises:
         DataError: for empty ``scores``, scores without a ``model`` dimension,
-            unknown references or example variables, or a directory that
-            cannot be written.
+            unknown references or example variables.
+        OutputError: a directory that cannot be written (a file in the way, no permission, a full disk).
     """
     scores = _checked_scores(scores)
     chosen = _checked_references(scores, references)
@@ -249,15 +248,16 @@ def _checked_examples(
 
 
 def _staging_folder(directory: Path) -> Path:
-    """Create ``directory`` and a hidden folder in it to build the report in."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=".report.tmp-", dir=directory))
-    except OSError as error:
-        raise DataError(
-            f"cannot write the report to {str(directory)!r} ({type(error).__name__}: {error}); "
-            "choose a directory you can write to."
-        ) from None
+    """Create ``directory`` and a hidden folder in it to build the report in, after removing those of killed runs.
+
+    Raises:
+        OutputError: ``directory`` is a file, or cannot be created or written.
+    """
+    make_directory(directory, what="report")
+    remove_stale_temporaries(directory / "report")
+    staging = new_temporary(directory / "report")
+    staging.mkdir()
+    return staging
 
 
 def _slug(name: str) -> str:

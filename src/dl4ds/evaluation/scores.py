@@ -20,7 +20,7 @@ from dl4ds.errors import DataError
 
 __all__ = ["METRICS", "MetricInfo", "Scores", "metric_info", "quantile_metric", "skill_scores"]
 
-UnitsKind = Literal["data", "dimensionless", "dB"]
+UnitsKind = Literal["data", "dimensionless", "dB", "mm day-1"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class MetricInfo:
 
     Attributes:
         long_name: a description for tables, plots and NetCDF ``long_name``.
-        units: ``"data"`` (the variable's units), ``"dimensionless"`` or ``"dB"``.
+        units: ``"data"`` (the variable's units), ``"dimensionless"``, ``"dB"``, or ``"mm day-1"``
+            (daily precipitation, whatever the data's units).
         perfect: the score of a perfect prediction; ``inf`` for PSNR.
     """
 
@@ -45,7 +46,7 @@ class MetricInfo:
         return np.abs(value - self.perfect)
 
     def units_for(self, data_units: str) -> str:
-        return {"data": data_units, "dimensionless": "1", "dB": "dB"}[self.units]
+        return {"data": data_units, "dimensionless": "1", "dB": "dB", "mm day-1": "mm day-1"}[self.units]
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -66,6 +67,9 @@ METRICS: dict[str, MetricInfo] = {
     "spread_skill": MetricInfo(
         "ensemble spread / RMSE of the ensemble mean, times sqrt((M+1)/M)", "dimensionless", 1.0
     ),
+    "wet_day_frequency_bias": MetricInfo("bias of the fraction of wet days (precipitation)", "dimensionless", 0.0),
+    "p95_wet_day_bias": MetricInfo("bias of the 95th percentile of wet-day precipitation", "mm day-1", 0.0),
+    "p99_wet_day_bias": MetricInfo("bias of the 99th percentile of wet-day precipitation", "mm day-1", 0.0),
 }
 
 

@@ -15,7 +15,7 @@ truth's range (max - min over all points) as the peak value.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
@@ -23,6 +23,7 @@ import xarray as xr
 from dl4ds.errors import ConfigError, DataError
 from dl4ds.evaluation import statistics as stats
 from dl4ds.evaluation.alignment import WeightOption, align, area_weights, data_units
+from dl4ds.evaluation.precipitation import WET_DAY_METRICS, PrecipitationOptions
 from dl4ds.evaluation.scores import Scores, metric_info, quantile_metric
 from dl4ds.utils.quantiles import sorted_quantiles
 
@@ -52,6 +53,10 @@ class Verification:
         ssim_window: side of the SSIM window in grid cells.
         chunk_size: samples processed at a time (memory vs. overhead).
         seed: seed of the random tie-breaking in rank histograms.
+        precipitation: which variables also get wet-day scores
+            (``wet_day_frequency_bias``, ``p95_wet_day_bias``,
+            ``p99_wet_day_bias``; see :mod:`dl4ds.evaluation.precipitation`)
+            and the wet-day threshold; by default the precipitation-like ones.
     """
 
     quantiles: tuple[float, ...] = (0.02, 0.5, 0.98)
@@ -60,6 +65,7 @@ class Verification:
     ssim_window: int = 7
     chunk_size: int = 16
     seed: int = 0
+    precipitation: PrecipitationOptions = field(default_factory=PrecipitationOptions)
 
     def __post_init__(self) -> None:
         if not all(0.0 <= q <= 1.0 for q in self.quantiles):
@@ -90,7 +96,17 @@ class Verification:
         third = _RankPass(samples, second).run()
         bands = _BandPass(samples, groups, self.quantiles).run()
         units = data_units(truth) or data_units(prediction) or ""
-        return _assemble(model, truth, units, samples, groups, first, second, third, bands, self.quantiles)
+        wet = None
+        if self.precipitation.applies(str(truth.name), {**prediction.attrs, **truth.attrs}):
+            wet = self.precipitation.maps(pred, true.rename(truth.name), units)
+            bands.maps.update(wet or {})
+        scores = _assemble(model, truth, units, samples, groups, first, second, third, bands, self.quantiles)
+        if wet is not None:
+            threshold = f"; a wet day has at least {self.precipitation.wet_day_threshold:g} mm"
+            for part in (scores.overall, scores.maps):
+                for name in WET_DAY_METRICS:
+                    part[name].attrs["long_name"] += threshold
+        return scores
 
 
 @dataclass

@@ -36,8 +36,10 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from dl4ds.baselines.options import BaselineOptions
 from dl4ds.data.regrid import RegridMethod
 from dl4ds.errors import ConfigError
+from dl4ds.evaluation.precipitation import PrecipitationOptions
 from dl4ds.training.options import TrainingOptions
 from dl4ds.utils.options import Options, Scale, problems
 
@@ -123,6 +125,16 @@ class DataConfig(Options):
             raise ValueError("pairing 'mos' needs a 'coarse' source (the coarse data paired with the target)")
         if self.lazy and self.patch_size is None:
             raise ValueError("lazy: true samples patches from the archive; set patch_size, e.g. [64, 64]")
+        if (
+            self.patch_size is not None
+            and self.scale is not None  # MOS chooses its scale at pairing, where the dataset checks the patches
+            and any(side < self.scale or side % self.scale for side in self.patch_size)
+        ):
+            example = 16 * self.scale
+            raise ValueError(
+                f"patch_size {list(self.patch_size)} must be positive multiples of the scale {self.scale} (fine cells), "
+                f"e.g. [{example}, {example}]; or leave it out for whole-domain samples"
+            )
         if self.pairing == "perfect_prog" and self.coarse is not None:
             raise ValueError(
                 "pairing 'perfect_prog' makes its coarse input from the target; remove 'coarse' or use pairing 'mos'"
@@ -163,6 +175,14 @@ class EvaluationConfig(Options):
         default=None,
         ge=1,
         description="ensemble members per test input for stochastic networks; default 10 for them, 1 otherwise",
+    )
+    baselines: BaselineOptions = Field(
+        default_factory=BaselineOptions,
+        description="options of the baselines, e.g. {bcsd: {multiplicative: [pr]}, lapse_rate: {elevation: orog}}",
+    )
+    precipitation: PrecipitationOptions = Field(
+        default_factory=PrecipitationOptions,
+        description="wet-day scores of precipitation, e.g. {wet_day_threshold: 0.1, variables: [pr]}",
     )
 
 

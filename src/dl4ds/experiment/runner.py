@@ -15,7 +15,6 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from dl4ds.baselines import list_baselines
 from dl4ds.data.grid import standardize
 from dl4ds.data.lazy import LazyPatchDataset, fit_lazy_normalizer
 from dl4ds.data.normalization import Normalizer
@@ -23,14 +22,15 @@ from dl4ds.data.pairing import MOS, PairedData, PerfectProg, Source
 from dl4ds.data.torch_dataset import DownscalingDataset, cell_weights
 from dl4ds.data.units import with_units
 from dl4ds.errors import ConfigError, DataError
-from dl4ds.evaluation.pipeline import verify
-from dl4ds.experiment.config import ExperimentConfig, VariableSource
+from dl4ds.evaluation.pipeline import Evaluation, verify
+from dl4ds.evaluation.verification import Verification
+from dl4ds.experiment.config import EvaluationConfig, ExperimentConfig, VariableSource
 from dl4ds.inference.downscale import downscale
-from dl4ds.io import open_data, write_netcdf
+from dl4ds.io import INPUT_ATTRIBUTE, expand_paths, open_data, resolve_source, write_netcdf
 from dl4ds.model import DownscalingModel, read_checkpoint
 from dl4ds.training import create_trainer
 from dl4ds.training.trainer import BEST_CHECKPOINT
-from dl4ds.utils.atomic import atomic_path
+from dl4ds.utils.atomic import atomic_path, make_directory
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,43 @@ class Experiment:
         if "time" not in times.coords:
             raise DataError("the prediction has no time coordinate, so the baselines cannot be matched to its period")
         first, last = (str(value)[:19] for value in (times["time"].values.min(), times["time"].values.max()))
+        self._check_prediction_source(prediction)
         return train, paired.select_time(first, last, role="prediction's period")
+
+    @property
+    def coarse_source(self) -> str:
+        """Where the coarse inputs come from, as files joined by ", ": the coarse data (MOS), or the target they
+        are block averages of."""
+        data = self.config.data
+        path = data.coarse.path if data.pairing == "mos" and data.coarse is not None else data.target.path
+        return ", ".join(str(resolve_source(each)) for each in expand_paths(path))
+
+    def _check_prediction_source(self, prediction: xr.Dataset) -> None:
+        """Warn when ``prediction`` was downscaled from other coarse data than the baselines are built from."""
+        made_from = prediction.attrs.get(INPUT_ATTRIBUTE)
+        if not made_from:
+            logger.info(
+                "the prediction does not say which coarse data it was downscaled from (no %r attribute); the "
+                "baselines downscale %s",
+                INPUT_ATTRIBUTE,
+                self.coarse_source,
+            )
+            return
+        sources = {resolve_source(item.strip()) for item in str(made_from).split(",")}
+        if sources & {resolve_source(item) for item in self.coarse_source.split(", ")}:
+            return
+        built_from = (
+            f"the experiment's coarse data {self.coarse_source}"
+            if self.config.data.pairing == "mos"
+            else f"the block averages of the experiment's target {self.coarse_source}"
+        )
+        logger.warning(
+            "the prediction was downscaled from %s, but the baselines downscale %s: unless those are the same fields, "
+            "the network and the baselines are compared on different inputs. Downscale the experiment's coarse "
+            "data for a like-for-like comparison, or verify without --baselines",
+            made_from,
+            built_from,
+        )
 
     def pair(self, period: tuple[str, str] | None = None) -> PairedData:
         """Read the configured sources and pair coarse inputs with targets over all times, or over ``period`` only."""
@@ -177,6 +213,9 @@ class Experiment:
             val_set = DownscalingDataset(
                 data.val, data.normalizer, time_window=model_config.time_window, cell_weights=weights
             )
+        _check_evaluation_variables(self.config.evaluation, data.reference.target_variables)
+        trainer.check_model(model)
+        make_directory(self.output_dir / "checkpoints", what="output")  # before training, which writes it
         logger.info(
             "training %s (%d parameters) on %d samples per epoch, validating on %d",
             model_config.name,
@@ -190,7 +229,16 @@ class Experiment:
         samples = self.config.evaluation.samples or (DEFAULT_SAMPLES if model.capabilities.stochastic else 1)
         metrics = None
         if data.test is not None:
-            metrics = verify_model(model, data.test, self.output_dir, data.train, samples=samples, seed=training.seed)
+            metrics = verify_model(
+                model,
+                data.test,
+                self.output_dir,
+                data.train,
+                samples=samples,
+                seed=training.seed,
+                evaluation=self.config.evaluation,
+                source=self.coarse_source,
+            )
         return ExperimentResult(model=model, output_dir=self.output_dir, metrics=metrics)
 
     def training_data(self) -> TrainingData:
@@ -257,6 +305,18 @@ class Experiment:
         return self.output_dir / "checkpoints" / BEST_CHECKPOINT
 
 
+def _check_evaluation_variables(evaluation: EvaluationConfig, targets: tuple[str, ...]) -> None:
+    """Refuse, before any training, evaluation options naming variables that are not targets."""
+    named = {
+        "evaluation.baselines.bcsd.multiplicative": evaluation.baselines.bcsd.multiplicative,
+        "evaluation.precipitation.variables": evaluation.precipitation.variables,
+    }
+    for key, names in named.items():
+        unknown = [name for name in names or () if name not in targets]
+        if unknown:
+            raise ConfigError(f"{key} names {unknown}, which are not target variables; choose among {list(targets)}")
+
+
 def verify_model(
     model: DownscalingModel,
     test: PairedData,
@@ -265,6 +325,8 @@ def verify_model(
     *,
     samples: int = 1,
     seed: int | None = None,
+    evaluation: EvaluationConfig | None = None,
+    source: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Downscale the test period with ``model`` and verify it against the baseline ladder (:func:`verify`).
 
@@ -272,20 +334,29 @@ def verify_model(
     (a ``sample`` dimension, drawn with ``seed``), which adds the CRPS,
     spread-skill ratio and rank histogram to its scores. The baselines are
     fitted on ``train``; without it only those that learn nothing are scored.
+    The rungs of the ladder the data does not allow (``lapse_rate`` without
+    an elevation static field) are left out, and the report says why.
+    ``evaluation`` gives the baselines' options and the wet-day scores' (its ``samples`` is not used here);
+    ``source``, recorded in ``test_downscaled.nc``, names where the test inputs come from.
     Writes ``test_downscaled.nc``, ``metrics.json`` and the report in
     ``report/``. Returns ``{model: {metric: value}}`` with the network first,
     per target variable when there are several (keys ``model/variable``).
     """
     meta = model.metadata
+    evaluation = evaluation or EvaluationConfig()
     predicted = downscale(model, test.input_dataset(), samples=samples, seed=seed)
     period = f"{str(test.times[0])[:16]} to {str(test.times[-1])[:16]}"
+    if source is not None:
+        predicted.attrs[INPUT_ATTRIBUTE] = str(source)
     result = verify(
         {meta.architecture: predicted},
         test.target_dataset(),
         output_dir / "report",
-        baselines=list_baselines(),
+        baselines="all",
         train=train,
         pairs=test,
+        evaluation=Evaluation(Verification(precipitation=evaluation.precipitation)),
+        baseline_options=evaluation.baselines,
         title=f"{meta.architecture} x{meta.scale}: verification on the test period",
         notes=[f"test period {period} ({test.target.sizes['time']} time steps)"],
     )

@@ -15,7 +15,8 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -27,13 +28,12 @@ import dask.array as da
 import numpy as np
 import torch
 import xarray as xr
-from dask.callbacks import Callback
 from dask.highlevelgraph import HighLevelGraph
 from tqdm.auto import tqdm
 
 from dl4ds._version import __version__
 from dl4ds.data import units
-from dl4ds.data.fields import VariableSpec, as_dataset, check_variables, select_variables
+from dl4ds.data.fields import VariableSpec, as_dataset, check_variables, replace_infinite, select_variables
 from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, coordinate_names, latitude_descending, standardize
 from dl4ds.data.pairing import NO_PADDING
 from dl4ds.data.regrid import RegridMethod
@@ -42,10 +42,11 @@ from dl4ds.errors import ConfigError, DataError
 from dl4ds.inference.options import DownscaleOptions, OutputFormat
 from dl4ds.inference.predictor import TilePredictor
 from dl4ds.inference.tiling import TileLayout, default_overlap
-from dl4ds.io import write_netcdf, write_zarr
+from dl4ds.io import INPUT_ATTRIBUTE, check_not_input, input_sources, write_netcdf, write_zarr
 from dl4ds.model import DownscalingModel, ModelMetadata
 from dl4ds.model.checkpoint import load_model
 from dl4ds.networks.random_fields import item_keys
+from dl4ds.utils.devices import torch_device
 
 if TYPE_CHECKING:
     from dask.typing import Key
@@ -137,7 +138,7 @@ class Downscaler:
                 f"{meta.architecture!r}; use a multiple of {self.multiple}"
             )
         self.tile_size = None if tile_size is None else tile_size - tile_size % self.multiple
-        self.device = _torch_device(self.options.device)
+        self.device = torch_device(self.options.device, cpu="device='cpu' (CLI: --device cpu)")
 
     def predict(self, coarse: xr.Dataset | xr.DataArray) -> xr.Dataset:
         """The downscaled fields as a lazy (dask) Dataset; nothing runs until it is computed or written.
@@ -153,7 +154,8 @@ class Downscaler:
             A Dataset with one variable per model target, dims
             ([sample,] ..., lat, lon) on the fine grid, in the input's dim order
             and coordinate names, with CF attributes and NaN where the input
-            was NaN or the model had no training truth; chunked by block.
+            was NaN or +/-Inf (with a warning) or the model had no training
+            truth; chunked by block.
             Compute it with dask's synchronous scheduler (as
             :meth:`downscale` and :meth:`write` do): the network already uses
             every core.
@@ -162,8 +164,8 @@ class Downscaler:
 
     def downscale(self, coarse: xr.Dataset | xr.DataArray) -> xr.Dataset:
         """The downscaled fields in memory (see :meth:`predict` for the layout)."""
-        result, blocks = self._lazy(coarse)
-        with _BlockProgress(blocks, self.options.progress):
+        result, progress = self._lazy(coarse)
+        with progress.shown(self.options.progress):
             return result.compute()
 
     def write(
@@ -173,32 +175,42 @@ class Downscaler:
 
         The output is written under a temporary name beside ``path`` and moved
         into place when complete, so an interrupted run leaves nothing at
-        ``path``. ``format`` defaults to Zarr for a ``.zarr`` path and NetCDF
-        otherwise. Output chunks are the blocks: one member and a run of time
-        steps each.
+        ``path``; an existing file (or Zarr store) there is replaced. ``format``
+        defaults to Zarr for a ``.zarr`` path and NetCDF otherwise. Output
+        chunks are the blocks: one member and a run of time steps each. The
+        file's ``dl4ds_input`` attribute names the file ``coarse`` was read from.
 
         Returns:
             The lazy result that was written (its sizes and coordinates).
+
+        Raises:
+            OutputError: ``path`` is the file ``coarse`` was read from, or cannot be written.
         """
         format = format or self.options.format or ("zarr" if Path(path).suffix == ".zarr" else "netcdf")
         if format not in ("netcdf", "zarr"):
             raise ConfigError(f"output format {format!r} is not supported; choose 'netcdf' or 'zarr'")
-        result, blocks = self._lazy(coarse)
-        with _BlockProgress(blocks, self.options.progress):
+        sources = input_sources(coarse)
+        check_not_input(path, sources)
+        result, progress = self._lazy(coarse)
+        if sources:
+            result.attrs[INPUT_ATTRIBUTE] = ", ".join(map(str, sources))
+        with progress.shown(self.options.progress):
             (write_zarr if format == "zarr" else write_netcdf)(result, path)
         return result
 
-    def _lazy(self, coarse: xr.Dataset | xr.DataArray) -> tuple[xr.Dataset, int]:
-        """The lazy output and the number of network blocks in its graph."""
+    def _lazy(self, coarse: xr.Dataset | xr.DataArray) -> tuple[xr.Dataset, _BlockProgress]:
+        """The lazy output, and the progress of the network blocks in its graph."""
         source = self._prepare(coarse)
         meta = self.model.metadata
         fine_grid = source.grid.refine(meta.scale)
+        self._warn_if_smaller_than_receptive_field(source.grid)
         chunks = self._chunks(source, fine_grid)
         predictor = self._predictor(source.grid)
         seed = self.options.seed if self.options.seed is not None else int(torch.randint(0, 2**62, ()).item())
         name = f"{_BLOCK_PREFIX}{uuid.uuid4().hex}"
         ensemble = self.options.samples > 1
         graph: dict[Key, tuple[partial[np.ndarray]]] = {}
+        progress = _BlockProgress()
         starts = [np.cumsum((0, *chunk)) for chunk in chunks]  # block boundaries along each leading dim
         for block in np.ndindex(*(len(c) for c in chunks)):
             slices = {
@@ -207,7 +219,7 @@ class Downscaler:
             }
             for sample in range(self.options.samples):
                 key = (name, sample, *block, 0, 0, 0) if ensemble else (name, *block, 0, 0, 0)
-                graph[key] = (partial(_predict_block, source, predictor, slices, sample, seed, ensemble),)
+                graph[key] = (partial(_predict_block, source, predictor, slices, sample, seed, ensemble, progress),)
         all_chunks = (*chunks, (len(meta.target_variables),), *((size,) for size in fine_grid.shape))
         if ensemble:
             all_chunks = ((1,) * self.options.samples, *all_chunks)
@@ -218,7 +230,8 @@ class Downscaler:
         if domain is not None:  # the fine cells of the model's padding are cut off
             fields = fields[..., domain[0], domain[1]]
             fine_grid = Grid(fine_grid.lat[domain[0]], fine_grid.lon[domain[1]])
-        return _output_dataset(fields, source, fine_grid, meta, self.options.samples), len(graph)
+        progress.total = len(graph)
+        return _output_dataset(fields, source, fine_grid, meta, self.options.samples), progress
 
     def _prepare(self, coarse: xr.Dataset | xr.DataArray) -> _Input:
         meta = self.model.metadata
@@ -236,6 +249,7 @@ class Downscaler:
         names = coordinate_names(ds)
         descending = latitude_descending(ds[meta.input_variables[0]])
         ds = align_longitudes(standardize(ds, require_time=False, role="coarse input"), meta.coarse_grid.lon)
+        ds = ds.assign({name: replace_infinite(ds[name], role="coarse input") for name in meta.input_variables})
         user_dims = tuple(str(d) for d in ds[meta.input_variables[0]].dims if d not in ("lat", "lon"))
         for variable in meta.input_variables[1:]:
             if set(ds[variable].dims) != set(ds[meta.input_variables[0]].dims):
@@ -260,6 +274,36 @@ class Downscaler:
                 f"but the input has only {ds.sizes[time_dim]}; give at least {meta.time_window} steps"
             )
         return _Input(ds, grid, dims, user_dims, time_dim, names, descending, method, clamp)
+
+    def _warn_if_smaller_than_receptive_field(self, grid: Grid) -> None:
+        """Warn when ``grid`` gives each output cell less context than the network's receptive field and its training.
+
+        A network with a receptive radius of r coarse cells, trained on
+        samples of S cells, sees zero padding where it learned to see data
+        when a domain has fewer than min(S, 2 r + 1) cells along an axis, so
+        its output is degraded near the edges. On domains at least as large
+        as the training samples nothing is measured.
+        """
+        meta = self.model.metadata
+        trained = _training_sample_shape(meta)
+        if all(size >= side for size, side in zip(grid.shape, trained)):
+            return
+        probe = max(33, 2 * max(grid.shape) + 1)
+        radius = self.model.receptive_radius(within=probe)
+        field = probe if radius is None else 2 * radius + 1
+        if all(size >= min(field, side) for size, side in zip(grid.shape, trained)):
+            return
+        reach = f"{field} x {field} coarse cells, radius {radius}" if radius is not None else f"over {probe} cells"
+        logger.warning(
+            "the input domain is %d x %d coarse cells, smaller than the network's receptive field (%s) and than its "
+            "training samples (%d x %d cells): output cells near the domain's edges see zero padding where the "
+            "network learned to see data, so the output is degraded there. Give input covering a larger domain, "
+            "at least %s cells",
+            *grid.shape,
+            reach,
+            *trained,
+            " x ".join(str(min(field, side)) for side in trained),
+        )
 
     def _time_dim(self, dims: Sequence[str], names: Mapping[str, str]) -> str:
         """The (standardized) dim a spatio-temporal network runs along; ``names`` maps standard to user names."""
@@ -327,11 +371,17 @@ def downscale(
 
 
 def _predict_block(
-    source: _Input, predictor: TilePredictor, slices: Mapping[str, slice], sample: int, seed: int, ensemble: bool
+    source: _Input,
+    predictor: TilePredictor,
+    slices: Mapping[str, slice],
+    sample: int,
+    seed: int,
+    ensemble: bool,
+    progress: _BlockProgress,
 ) -> np.ndarray:
     """One block of the output: ([1,] *block sizes of source.dims, V, H, W) fine fields in physical units.
 
-    The leading 1 (the block's place along ``sample``) is there for an ``ensemble``.
+    The leading 1 (the block's place along ``sample``) is there for an ``ensemble``; ``progress`` counts the block.
     """
     read = dict(slices)
     halo_start = 0
@@ -357,6 +407,7 @@ def _predict_block(
         fine = fine[:, core.start - halo_start : core.stop - halo_start]
     output_shape = tuple(s.stop - s.start for s in (slices[d] for d in source.dims))
     fine = fine.reshape(*output_shape, *fine.shape[-3:])
+    progress.advance()
     return fine[None] if ensemble else fine
 
 
@@ -420,47 +471,47 @@ def _split(size: int, length: int) -> tuple[int, ...]:
     return tuple(min(length, size - start) for start in range(0, size, length))
 
 
-class _BlockProgress(Callback):
-    """Runs dask synchronously and counts the finished network blocks in a progress bar.
+class _BlockProgress:
+    """Counts the network blocks of a graph as they finish, into a progress bar while :meth:`shown`.
 
-    Synchronous, because the network already uses every core, and computing
-    one block at a time bounds the memory.
+    The blocks report themselves (:meth:`advance`), so the count does not
+    depend on how dask names or fuses the graph's tasks (a single-block graph
+    is fused into one task under another name).
     """
 
-    def __init__(self, blocks: int, show: bool) -> None:
-        super().__init__()
-        self._bar = tqdm(total=blocks, desc="downscaling", unit="block", disable=not show)
-        self._scheduler = dask.config.set(scheduler="synchronous")
+    def __init__(self) -> None:
+        self.total = 0
+        self._bar: tqdm | None = None
 
-    def __enter__(self) -> _BlockProgress:
-        self._scheduler.__enter__()
-        return super().__enter__()
-
-    def __exit__(self, *args) -> None:
-        super().__exit__(*args)
-        self._scheduler.__exit__(*args)
-        self._bar.close()
-
-    def _posttask(self, key, result, dsk, state, worker_id) -> None:
-        if isinstance(key, tuple) and str(key[0]).startswith(_BLOCK_PREFIX):
+    def advance(self) -> None:
+        if self._bar is not None:
             self._bar.update(1)
 
+    @contextmanager
+    def shown(self, show: bool) -> Iterator[None]:
+        """Run dask synchronously, showing a bar over the blocks if ``show``.
 
-def _torch_device(name: str) -> torch.device:
-    """The torch device called ``name``, checked to exist on this machine."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"device {name!r} is not a torch device; use 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} was asked for, but torch finds no CUDA GPU here; use --device cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {name!r} does not exist: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(
-            f"device {name!r} was asked for, but the Apple MPS backend is not available here; use --device cpu"
-        )
-    return device
+        Synchronous, because the network already uses every core, and
+        computing one block at a time bounds the memory.
+        """
+        with (
+            dask.config.set(scheduler="synchronous"),
+            tqdm(total=self.total, desc="downscaling", unit="block", disable=not show) as bar,
+        ):
+            self._bar = bar
+            try:
+                yield
+            finally:
+                self._bar = None
+
+
+def _training_sample_shape(meta: ModelMetadata) -> tuple[int, int]:
+    """(rows, cols) in coarse cells of the samples the model was trained on: its patches, else its whole grid."""
+    data = meta.config.get("data")
+    patch = data.get("patch_size") if isinstance(data, Mapping) else None
+    if patch:
+        return int(patch[0]) // meta.scale, int(patch[1]) // meta.scale
+    return meta.coarse_grid.shape
 
 
 def _check_inputs(ds: xr.Dataset, meta: ModelMetadata) -> None:

@@ -122,7 +122,7 @@ class TilePredictor:
                 ] += tile
         if self.window > 1:
             total /= _windows_per_step(steps, self.window)[None, :, None, None, None]
-        output = meta.normalizer.target.denormalize(total[..., : height * scale, : width * scale].numpy(), axis=-3)
+        output = self.model.to_physical(total[..., : height * scale, : width * scale].numpy(), axis=-3)
         missing = np.isnan(values[:, :, :n_targets]).repeat(scale, axis=-2).repeat(scale, axis=-1)
         output[missing] = np.nan
         if self.no_truth is not None:

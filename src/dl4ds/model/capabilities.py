@@ -64,7 +64,7 @@ class Capabilities:
         )
 
 
-def measure_receptive_radius(model: DownscalingModel) -> int | None:
+def measure_receptive_radius(model: DownscalingModel, *, largest: int | None = None) -> int | None:
     """How many coarse cells away an input can still change a fine output cell; None if unbounded.
 
     Found from the support of the gradient of one output cell with respect
@@ -72,10 +72,11 @@ def measure_receptive_radius(model: DownscalingModel) -> int | None:
     probes (a single probe can miss paths through inactive ReLUs), on probes
     that grow until the support stays inside them. Networks with operations
     over the whole grid (channel attention, group normalisation) have no
-    bounded radius: tiling them changes the result.
+    bounded radius: tiling them changes the result. ``largest`` caps the
+    probes below :data:`LARGEST_PROBE` coarse cells.
     """
     meta = model.metadata
-    largest = LARGEST_PROBE
+    largest = LARGEST_PROBE if largest is None else max(3, min(largest, LARGEST_PROBE))
     if model.capabilities.takes_offset:
         largest = min(largest, *meta.coarse_grid.shape)  # the localized layer only covers the training grid
     size = min(33, largest)

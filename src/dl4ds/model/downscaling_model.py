@@ -17,6 +17,9 @@ from dl4ds.model.capabilities import Capabilities, measure_receptive_radius
 from dl4ds.model.metadata import ModelMetadata
 from dl4ds.networks.blocks import OutputActivation
 
+_ROUNDING = 16 * float(np.finfo(np.float32).eps)
+"""Relative distance to an output bound within which float32 rounding (tile blending, window means) is at the bound."""
+
 
 class DownscalingModel(nn.Module):
     """A network with its metadata, static fields and mask of cells without truth.
@@ -124,15 +127,46 @@ class DownscalingModel(nn.Module):
         """What this model can do: temporal, stochastic, size multiple, offsets, static fields, domain-bound."""
         return Capabilities.of(self.network, len(self.metadata.static_variables))
 
-    def receptive_radius(self) -> int | None:
+    def receptive_radius(self, *, within: int | None = None) -> int | None:
         """How many coarse cells away an input can still change a fine output cell; None if unbounded.
 
         Measured once (see :func:`~dl4ds.model.capabilities.measure_receptive_radius`) and remembered.
+        With ``within``, probes of at most that many coarse cells are used, which
+        bounds the cost: None then also means "more than ``within // 2``", and is not remembered.
         """
         if not self._radius_measured:
-            self._receptive_radius = measure_receptive_radius(self)
+            radius = measure_receptive_radius(self, largest=within)
+            if radius is None and within is not None:
+                return None
+            self._receptive_radius = radius
             self._radius_measured = True
         return self._receptive_radius
+
+    def to_physical(self, values: np.ndarray, axis: int = -3) -> np.ndarray:
+        """Normalised outputs of the network (..., V, H, W) in physical units, float32.
+
+        Denormalised with the target statistics; a variable whose output
+        activation bounds it at physical zero (``relu``, ``softplus``, e.g.
+        precipitation) is clipped there, and values within float32 rounding of
+        the bound (where the activation clipped) are exactly 0, so dry cells
+        are dry rather than -5e-8 mm. ``axis`` is the variable axis.
+        """
+        physical = self.metadata.normalizer.target.denormalize(values, axis=axis)
+        axis = axis % values.ndim
+        for channel, floor in self.output_floors().items():
+            index = (slice(None),) * axis + (channel,)
+            tolerance = _ROUNDING * max(1.0, abs(floor))
+            at_bound = values[index] - floor <= tolerance
+            physical[index] = np.where(at_bound, 0.0, np.maximum(physical[index], 0.0))
+        return physical
+
+    def output_floors(self) -> dict[int, float]:
+        """``{output channel: its lower bound in normalised units}`` for the outputs bounded at physical zero."""
+        for module in self.network.modules():
+            if isinstance(module, OutputActivation):
+                floors = module.floor.detach().cpu().tolist()
+                return {index: floors[index] for index, name in enumerate(module.activations) if name != "none"}
+        return {}
 
     def forward(
         self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None

@@ -32,6 +32,7 @@ from dl4ds.training.history import EpochRecord, TensorBoardLog, TrainingHistory
 from dl4ds.training.losses import CompositeLoss, create_loss
 from dl4ds.training.options import Precision, TrainerOptions
 from dl4ds.training.schedules import Scheduler, step_scheduler
+from dl4ds.utils.devices import torch_device
 from dl4ds.utils.seeding import seeded
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class Trainer(ABC):
         if self.options.tensorboard and checkpoint_dir is None:
             raise ConfigError("tensorboard: true needs a checkpoint_dir to write the logs into")
         self.loss: CompositeLoss = create_loss(self.options.loss)
-        self.device = torch.device(self.options.device)
+        self.device = torch_device(self.options.device, cpu="device='cpu' (config: training.device: cpu)")
         self.precision = _check_precision(self.options.precision, self.device)
         self.memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
@@ -162,6 +163,15 @@ class Trainer(ABC):
         """Advance the schedules after an epoch."""
         step_scheduler(self.scheduler, monitored)
 
+    def check_model(self, model: DownscalingModel) -> None:
+        """Raise ConfigError when the options cannot train ``model`` (checked by :meth:`fit`, and before it by callers
+        that must not write anything for a run that cannot start)."""
+        if self.options.ensemble_size > 1 and not model.capabilities.stochastic:
+            raise ConfigError(
+                f"ensemble_size={self.options.ensemble_size} needs a stochastic network whose repeated predictions differ; "
+                "set the model parameter noise_channels (e.g. 4) or mc_dropout with a dropout rate"
+            )
+
     # ----------------------------------------------------------------- the loop
 
     def fit(
@@ -186,11 +196,7 @@ class Trainer(ABC):
         torch.manual_seed(
             self.options.seed + self.distributed.rank
         )  # noise differs across processes; DDP syncs the weights
-        if self.options.ensemble_size > 1 and not model.capabilities.stochastic:
-            raise ConfigError(
-                f"ensemble_size={self.options.ensemble_size} needs a stochastic network whose repeated predictions differ; "
-                "set the model parameter noise_channels (e.g. 4) or mc_dropout with a dropout rate"
-            )
+        self.check_model(model)
         # Module.to(memory_format=...) works at runtime, but torch's stubs lack that overload.
         model.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
         self.history = TrainingHistory()
