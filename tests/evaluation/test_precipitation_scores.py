@@ -118,10 +118,10 @@ def test_verification_adds_wet_day_scores_for_precipitation():
 def test_other_variables_get_no_wet_day_scores(caplog):
     prediction, truth = _fields(name="t2m", standard_name="air_temperature", units="K")
     assert "wet_day_frequency_bias" not in Verification().score(prediction, truth).overall
-    prediction, truth = _fields(units="furlongs")
+    prediction, truth = _fields(units="W m-2")  # readable, but neither a rate nor an amount of water
     with caplog.at_level(logging.WARNING):
         scores = Verification().score(prediction, truth)
     assert "wet_day_frequency_bias" not in scores.overall
-    assert "no wet-day scores for pr: its units 'furlongs'" in caplog.text
+    assert "no wet-day scores for pr: its units 'W m-2'" in caplog.text
     chosen = Verification(precipitation=PrecipitationOptions(variables=[])).score(*_fields())
     assert "wet_day_frequency_bias" not in chosen.overall

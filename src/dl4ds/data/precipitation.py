@@ -11,9 +11,11 @@ density 1000 kg m-3: 1 kg m-2 = 1 mm.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from dl4ds.data.units import conversion
+from dl4ds.errors import DataError
 
 PRECIPITATION_STANDARD_NAMES = frozenset(
     {
@@ -44,32 +46,6 @@ PRECIPITATION_NAMES = frozenset(
 )
 """Variable names taken as precipitation when a variable has no standard_name (CMIP, ERA5, E-OBS, COSMO, GRIB...)."""
 
-_RATES = {  # mm per day for one unit of a rate
-    "kgm-2s-1": 86400.0,
-    "kg/m2/s": 86400.0,
-    "kg/m2s": 86400.0,
-    "mms-1": 86400.0,
-    "mm/s": 86400.0,
-    "ms-1": 86400e3,
-    "m/s": 86400e3,
-    "kgm-2h-1": 24.0,
-    "mmh-1": 24.0,
-    "mm/h": 24.0,
-    "mmhr-1": 24.0,
-    "mm/hr": 24.0,
-    "kgm-2d-1": 1.0,
-    "kgm-2day-1": 1.0,
-    "mmd-1": 1.0,
-    "mmday-1": 1.0,
-    "mm/d": 1.0,
-    "mm/day": 1.0,
-    "md-1": 1e3,
-    "mday-1": 1e3,
-    "m/day": 1e3,
-}
-_AMOUNTS = {"mm": 1.0, "kgm-2": 1.0, "kg/m2": 1.0, "cm": 10.0, "m": 1e3}  # mm for one unit of an amount per time step
-
-
 @dataclass(frozen=True)
 class PrecipitationUnits:
     """How a precipitation variable's values become mm per day.
@@ -94,10 +70,16 @@ def is_precipitation(name: str, attrs: Mapping[str, object]) -> bool:
 
 
 def precipitation_units(units: str) -> PrecipitationUnits | None:
-    """How values in ``units`` (e.g. ``kg m-2 s-1``, ``mm/day``, ``m``) become mm per day; None if not known."""
-    key = re.sub(r"\s+|\*\*|\^|\.", "", units.strip()).lower()
-    if key in _RATES:
-        return PrecipitationUnits(_RATES[key], amount=False)
-    if key in _AMOUNTS:
-        return PrecipitationUnits(_AMOUNTS[key], amount=True)
+    """How values in ``units`` (e.g. ``kg m-2 s-1``, ``mm/day``, ``m``) become mm per day; None if they cannot.
+
+    Rates convert to mm/day and amounts to mm with :mod:`dl4ds.data.units`
+    (pint, with liquid water of 1000 kg m-3).
+    """
+    for target, amount in (("mm/day", False), ("mm", True)):
+        try:
+            change = conversion(units, target, what="the precipitation", reference=target)
+        except DataError:
+            continue
+        if change.offset == 0.0:
+            return PrecipitationUnits(change.scale, amount=amount)
     return None
