@@ -46,6 +46,7 @@ PRECIPITATION_NAMES = frozenset(
 )
 """Variable names taken as precipitation when a variable has no standard_name (CMIP, ERA5, E-OBS, COSMO, GRIB...)."""
 
+
 @dataclass(frozen=True)
 class PrecipitationUnits:
     """How a precipitation variable's values become mm per day.
