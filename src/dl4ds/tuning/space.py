@@ -84,10 +84,14 @@ class SearchSpace:
         self._problems: list[str] = []
         self._kinds: dict[str, str] = {}
         self.order = self._ordered()
+        faulty = set()
         for path, spec in self.parameters.items():
+            found = len(self._problems)
             self._check(path, spec, loss_objective)
-        if include_base and not self._problems:
-            self.base_values()
+            if len(self._problems) > found:
+                faulty.add(path)
+        if include_base:
+            self._base_point(skip=faulty)
         if self._problems:
             listed = "\n".join(f"  - {problem}" for problem in self._problems)
             raise ConfigError(f"invalid search space:\n{listed}")
@@ -141,9 +145,17 @@ class SearchSpace:
         Raises:
             ConfigError: a base value outside the space (then set search.include_base: false, or widen it).
         """
+        values = self._base_point(skip=set())
+        if self._problems:
+            listed = "\n".join(f"  - {problem}" for problem in self._problems)
+            raise ConfigError(f"invalid search space:\n{listed}")
+        return {path: self.label(path, value) for path, value in values.items()}
+
+    def _base_point(self, skip: set[str]) -> dict[str, Any]:
+        """The base config's values of the active parameters, noting those outside the space (``skip``: not checked)."""
         values: dict[str, Any] = {}
         for path in self.order:
-            if not self._active(path, values):
+            if path in skip or not self._active(path, values):
                 continue
             value = self._base_value(path)
             spec = self.parameters[path]
@@ -163,10 +175,7 @@ class SearchSpace:
                 )
                 continue
             values[path] = value
-        if self._problems:
-            listed = "\n".join(f"  - {problem}" for problem in self._problems)
-            raise ConfigError(f"invalid search space:\n{listed}")
-        return {path: self.label(path, value) for path, value in values.items()}
+        return values
 
     def _is_base_value(self, path: str, choice: Any, value: Any) -> bool:
         """Whether ``choice`` gives the base config's ``value`` at ``path`` (e.g. ``cosine`` for a cosine schedule)."""

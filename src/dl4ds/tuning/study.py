@@ -50,13 +50,15 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     """
     engine: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            failed_trial_callback=_retry_stale,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: experimental since Optuna 2.9
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=_retry_stale,
+            )
     except Exception as error:  # SQLAlchemy's errors for bad URLs, missing drivers, unreachable servers
         raise ConfigError(
             f"cannot open the study storage {url!r}: {error}; give an RDB URL such as sqlite:///study.db or "

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -90,7 +91,11 @@ def load_tuning_config(path: str | os.PathLike[str]) -> tuple[ExperimentConfig, 
     try:
         search = SearchOptions.model_validate(search_raw)
     except ValidationError as error:
-        found += [f"search.{problem}" for problem in problems(error, "search", SearchOptions)]
+        # pydantic puts the parameter's kind (its union tag) into the path: drop it.
+        found += [
+            "search." + re.sub(r"\.(range|choices)(?=[.:])", "", problem, count=1)
+            for problem in problems(error, "search", SearchOptions)
+        ]
     if found or config is None or search is None:
         listed = "\n".join(f"  - {problem}" for problem in found)
         raise ConfigError(f"invalid configuration:\n{listed}")
@@ -221,7 +226,8 @@ class Tuner:
                 for number in fail_dead_local_trials(study):
                     logger.warning("trial %d was left running by a worker that no longer exists", number)
                 count = counted_trials(study)
-                if count >= self.search.trials:
+                waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                if count >= self.search.trials and not waiting:  # queued trials (the base, retries) still run
                     logger.info("the study has %d of %d trials", count, self.search.trials)
                     break
                 if deadline is not None and time.monotonic() >= deadline:
