@@ -47,7 +47,9 @@ def main() -> None:
     trials = pd.read_csv(output / "study" / "trials.csv")
     print(f"dl4ds tune {'--quick example' if args.quick else 'full'}: {seconds:.0f} s wall")
     print("trials: " + ", ".join(f"{n} {state.lower()}" for state, n in summary["trials"].items()))
-    print(f"best: trial {summary['best']['trial']}, validation rmse {summary['best']['value']:.4f} K, {summary['best']['params']}")
+    print(
+        f"best: trial {summary['best']['trial']}, validation rmse {summary['best']['value']:.4f} K, {summary['best']['params']}"
+    )
     base = trials.loc[trials["base"]]
     if len(base):
         print(f"base (the default demo config): trial 0, validation rmse {base['value'].iloc[0]:.4f} K")
@@ -56,7 +58,9 @@ def main() -> None:
         if name in test:
             print(f"test rmse {name:10s} {test[name]['rmse']:.4f} K")
     if "test_rmse_reduction_vs_base" in summary:
-        print(f"test RMSE reduction vs the default demo config: {100 * summary['test_rmse_reduction_vs_base']:.1f}% (target >= 5%)")
+        print(
+            f"test RMSE reduction vs the default demo config: {100 * summary['test_rmse_reduction_vs_base']:.1f}% (target >= 5%)"
+        )
     elif summary.get("best", {}).get("trial") == 0:
         print("the default demo config was the best trial: reduction 0%")
     print(f"outputs: {output / 'study'}")

@@ -171,8 +171,9 @@ def tune(
 
     from dl4ds.tuning import Tuner
 
-    optuna.logging.disable_default_handler()  # Optuna's messages go through dl4ds's logging
+    optuna.logging.disable_default_handler()  # Optuna's messages go through dl4ds's logging, at its level
     optuna.logging.enable_propagation()
+    optuna.logging.set_verbosity(logging.getLogger().getEffectiveLevel())
     tuner = Tuner.from_yaml(config, output_dir=output_dir, trials=trials, timeout=timeout, storage=storage, study=study)
     tuner.progress = sys.stderr.isatty()
     result = tuner.run(verify_best=not no_verify)

@@ -107,7 +107,12 @@ def test_conditional_parameters_and_applied_configs(tmp_path):
     assert loss_labels == ['"mae"', '{"mae": 1.0, "spectral": 0.1}']  # lists and mappings are stored as JSON
 
     unet = optuna.trial.FixedTrial(
-        {"model.name": "unet_spc", "model.params.depth": 2, "training.loss": loss_labels[1], "training.lr_schedule": "constant"}
+        {
+            "model.name": "unet_spc",
+            "model.params.depth": 2,
+            "training.loss": loss_labels[1],
+            "training.lr_schedule": "constant",
+        }
     )
     values = space.suggest(unet)
     assert values == {

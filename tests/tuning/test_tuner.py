@@ -61,7 +61,7 @@ def test_tune_writes_trials_best_config_figures_and_the_test_verification(study_
         assert trial_config["data"]["test_period"] is None
         assert (output / folder / "checkpoints" / "best.pt").is_file()
     metrics = json.loads((output / "test" / "metrics.json").read_text())
-    assert list(metrics)[0] == "tuned" and "bicubic" in metrics and "regression" in metrics
+    assert next(iter(metrics)) == "tuned" and "bicubic" in metrics and "regression" in metrics
     assert ("base" in metrics) == (best["number"] != 0)
     assert summary["test"]["tuned"]["rmse"] == metrics["tuned"]["rmse"]
     assert (output / "test" / "report" / "index.html").is_file()
@@ -69,7 +69,7 @@ def test_tune_writes_trials_best_config_figures_and_the_test_verification(study_
 
 @pytest.mark.slow
 def test_best_yaml_trains_as_it_is_to_the_best_trials_weights(study_run):
-    folder, output, _ = study_run
+    _, output, _ = study_run
     best = yaml.safe_load((output / "best.yaml").read_text())
     assert best["data"]["test_period"] == ["2019-03-03", "2019-03-03"] and best["output_dir"] == "best"
     result = CliRunner().invoke(main, ["train", str(output / "best.yaml")])
@@ -85,7 +85,7 @@ def test_best_yaml_trains_as_it_is_to_the_best_trials_weights(study_run):
 
 @pytest.mark.slow
 def test_a_resumed_study_keeps_its_trials_and_adds_the_missing_ones(study_run, tmp_path):
-    folder, output, _ = study_run
+    _, output, _ = study_run
     copy = tmp_path / "out"
     shutil.copytree(output, copy)
     before = {t.number: t.datetime_start for t in _study(copy).trials}
@@ -104,9 +104,16 @@ def test_a_resumed_study_keeps_its_trials_and_adds_the_missing_ones(study_run, t
 
 @pytest.mark.slow
 def test_pruning_stops_a_bad_trial_early(tmp_path):
-    space = {"training.learning_rate": {"choices": [0.003, 1e-6]}, "model.params.global_skip": {"choices": [True, False]}}
+    space = {
+        "training.learning_rate": {"choices": [0.003, 1e-6]},
+        "model.params.global_skip": {"choices": [True, False]},
+    }
     path = tuning_config(
-        tmp_path, space, training={"epochs": 4}, trials=2, pruner={"name": "median", "min_epochs": 1, "startup_trials": 1}
+        tmp_path,
+        space,
+        training={"epochs": 4},
+        trials=2,
+        pruner={"name": "median", "min_epochs": 1, "startup_trials": 1},
     )
     tuner = Tuner.from_yaml(path)
     tuner.study.enqueue_trial({"training.learning_rate": 1e-6, "model.params.global_skip": False})  # after the base
@@ -130,7 +137,7 @@ def _tune_process(path, *arguments):
 
 @pytest.mark.slow
 def test_two_processes_share_one_sqlite_study(tmp_path):
-    path = tuning_config(tmp_path, SPACE, training={"epochs": 3}, trials=4)
+    path = tuning_config(tmp_path, SPACE, trials=4)
     workers = [_tune_process(path, "--no-verify") for _ in range(2)]
     for worker in workers:
         _, errors = worker.communicate(timeout=240)
@@ -145,7 +152,7 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_study_resumes_its_interrupted_trial_from_the_checkpoint(tmp_path):
-    path = tuning_config(tmp_path, SPACE, training={"epochs": 8}, trials=1)
+    path = tuning_config(tmp_path, SPACE, training={"epochs": 6}, trials=1)
     history = tmp_path / "out" / "trials" / "trial_0000" / "checkpoints" / "history.csv"
     worker = _tune_process(path, "--no-verify")
     deadline = time.monotonic() + 180
@@ -154,7 +161,11 @@ def test_a_killed_study_resumes_its_interrupted_trial_from_the_checkpoint(tmp_pa
         time.sleep(0.2)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    done = len(read_checkpoint(tmp_path / "out" / "trials" / "trial_0000" / "checkpoints" / "last.pt")["training_state"]["history"])
+    done = len(
+        read_checkpoint(tmp_path / "out" / "trials" / "trial_0000" / "checkpoints" / "last.pt")["training_state"][
+            "history"
+        ]
+    )
 
     tuner = Tuner.from_yaml(path)  # the same study
     result = tuner.run(verify_best=False)
@@ -163,7 +174,7 @@ def test_a_killed_study_resumes_its_interrupted_trial_from_the_checkpoint(tmp_pa
     assert retry.state == optuna.trial.TrialState.COMPLETE and retry.params == first.params
     assert result.counts == {"FAIL": 1, "COMPLETE": 1}
     resumed = pd.read_csv(tmp_path / "out" / "trials" / "trial_0001" / "checkpoints" / "history.csv")
-    assert len(resumed) == 8 and len(retry.intermediate_values) == 8
+    assert len(resumed) == 6 and len(retry.intermediate_values) == 6
     old = pd.read_csv(history)
     pd.testing.assert_frame_equal(resumed.iloc[:done, :4], old.iloc[:done, :4])  # the epochs before the kill, kept
     table = pd.read_csv(tmp_path / "out" / "trials.csv")

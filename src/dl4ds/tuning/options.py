@@ -188,7 +188,8 @@ class SearchOptions(Options):
     timeout: float | None = Field(
         default=None,
         description="stop this worker after this long (e.g. 30m, 2h, or seconds): no trial starts after it and a "
-        "running one stops after its epoch, to be resumed with the study; None for no limit",
+        "running one stops after its epoch, to be resumed with the study (unless no trial has finished yet); None "
+        "for no limit",
     )
     storage: str | None = Field(
         default=None,

@@ -187,7 +187,8 @@ class Tuner:
             path = sqlite_path(self.storage_url)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            study, created = open_study(open_storage(self.storage_url), self.study_name, self.search.pruner)
+            with self._lock().held():  # workers starting together would race to create the tables
+                study, created = open_study(open_storage(self.storage_url), self.study_name, self.search.pruner)
             fingerprint = self._fingerprint()
             if created:
                 study.set_user_attr("fingerprint", fingerprint)
@@ -218,8 +219,8 @@ class Tuner:
         """Run trials until the study has ``search.trials`` in total (from every worker) or ``search.timeout`` passes."""
         study = self.study
         deadline = None if self.search.timeout is None else time.monotonic() + self.search.timeout
-        path = sqlite_path(self.storage_url)
-        lock = AskLock(Path(f"{path}.lock") if path is not None else self.output_dir / ".tune.lock")
+        local_lock = sqlite_path(self.storage_url) is not None
+        lock = self._lock()
         while True:
             lock.acquire()
             try:
@@ -234,11 +235,16 @@ class Tuner:
                     logger.info("the time budget is spent")
                     break
                 study.sampler = create_sampler(
-                    self.search.sampler, len(study.get_trials(deepcopy=False)), local_lock=path is not None
+                    self.search.sampler, len(study.get_trials(deepcopy=False)), local_lock=local_lock
                 )
                 study.optimize(lambda trial: self._objective(trial, lock, deadline), n_trials=1)
             finally:
                 lock.release()
+
+    def _lock(self) -> AskLock:
+        """The lock of this machine's workers: beside an SQLite database, else in the output folder."""
+        path = sqlite_path(self.storage_url)
+        return AskLock(Path(f"{path}.lock") if path is not None else self.output_dir / ".tune.lock")
 
     def _objective(self, trial: optuna.Trial, lock: AskLock, deadline: float | None) -> float:
         lock.release()  # the trial exists: other workers may ask for theirs
@@ -304,6 +310,9 @@ class Tuner:
     ) -> Callable[[EpochRecord], None]:
         """The ``on_epoch`` hook: report the epoch to the pruner, prune, and stop when the time budget is spent.
 
+        The budget stops a trial only once the study has a finished one, so
+        that there is always a result (the base config's, first) to compare with.
+
         The value reported is the validation loss; when the searched fields
         change what that loss measures, it is the objective of the best epoch
         so far instead, which compares across trials.
@@ -321,7 +330,7 @@ class Tuner:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {record.epoch}")
             last = record.epoch >= config.training.epochs
-            if deadline is not None and time.monotonic() >= deadline and not last:
+            if deadline is not None and time.monotonic() >= deadline and not last and _any_finished(trial.study):
                 raise _BudgetSpent
 
         return on_epoch
@@ -523,6 +532,10 @@ def _write_config(config: ExperimentConfig, path: Path, comment: str) -> None:
 
 def _describe(params: dict[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in params.items()) or "the base config"
+
+
+def _any_finished(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
 def _free_memory() -> None:
