@@ -174,8 +174,8 @@ def tune(
     optuna.logging.disable_default_handler()  # Optuna's messages go through dl4ds's logging, at its level
     optuna.logging.enable_propagation()
     optuna.logging.set_verbosity(logging.getLogger().getEffectiveLevel())
-    tuner = Tuner.from_yaml(config, output_dir=output_dir, trials=trials, timeout=timeout, storage=storage, study=study)
-    tuner.progress = sys.stderr.isatty()
+    overrides = {"trials": trials, "timeout": timeout, "storage": storage, "study": study}
+    tuner = Tuner.from_yaml(config, output_dir=output_dir, progress=sys.stderr.isatty(), **overrides)
     result = tuner.run(verify_best=not no_verify)
     click.echo(", ".join(f"{count} {state.lower()}" for state, count in result.counts.items()) + " trials")
     if result.best_trial is not None:

@@ -169,12 +169,17 @@ class Tuner:
 
     @classmethod
     def from_yaml(
-        cls, path: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None, **overrides: Any
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        output_dir: str | os.PathLike[str] | None = None,
+        progress: bool = False,
+        **overrides: Any,
     ) -> Tuner:
         """The tuner of a tuning config file; ``overrides`` replace fields of its ``search:`` section (e.g. ``trials=5``)."""
         config, search = load_tuning_config(path)
         search = search.updated("search", **{key: value for key, value in overrides.items() if value is not None})
-        return cls(config, search, output_dir=output_dir)
+        return cls(config, search, output_dir=output_dir, progress=progress)
 
     @property
     def trials_dir(self) -> Path:
