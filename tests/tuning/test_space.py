@@ -146,3 +146,16 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+def test_the_shipped_space_searches_around_the_demo_config(tmp_path):
+    from importlib import resources
+
+    from dl4ds.experiment.demo import demo_config
+
+    tuner = Tuner.from_yaml(resources.files("dl4ds").joinpath("configs", "tune.yaml"), output_dir=tmp_path)
+    base = tuner.config.with_values({"output_dir": "x"})
+    assert base == demo_config("x")  # the base trial is the demo config itself
+    assert tuner.space.base_values()["model.name"] == "resnet_spc"
+    assert tuner.space.changes_loss  # the loss is searched: trials are pruned on their validation RMSE
+    assert tuner.search.timeout == 1800
