@@ -184,3 +184,32 @@ def assert_refused_by_cli(args, error: type, fix: str, root) -> str:
     assert re.search(fix, " ".join(result.output.split())), f"{fix!r} not in: {result.output}"
     assert tree(root) == before, f"written: {sorted(tree(root) - before)}"
     return result.output
+
+
+# --- tuning ----------------------------------------------------------------------------------------------------
+
+
+def tuning_config(tmp_path: Path, parameters: dict, *, name: str = "tune", training: dict | None = None, **search):
+    """Write a tiny tuning config (a small resnet_spc, 1 day each of training, validation and test) to ``tmp_path``.
+
+    ``parameters`` is the search space; ``search`` other fields of the ``search:`` section.
+    """
+    import yaml
+
+    config = {
+        "data": {
+            "target": {"path": "bundled:era5_t2m_uk", "variables": ["t2m"]},
+            "static": {"path": "bundled:uk_static"},
+            "scale": 4,
+            "train_period": ["2019-03-01", "2019-03-01"],
+            "val_period": ["2019-03-02", "2019-03-02"],
+            "test_period": ["2019-03-03", "2019-03-03"],
+        },
+        "model": {"name": "resnet_spc", "params": {"n_filters": 8, "n_blocks": 1, "static_filters": 4}},
+        "training": {"epochs": 2, "batch_size": 8, "learning_rate": 0.003, **(training or {})},
+        "output_dir": "out",
+        "search": {"parameters": parameters, "sampler": {"startup_trials": 2}, **search},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

@@ -1,4 +1,4 @@
-"""The ``dl4ds`` command line: demo, train, downscale, evaluate, models, export."""
+"""The ``dl4ds`` command line: demo, train, tune, downscale, evaluate, models, export."""
 
 from __future__ import annotations
 
@@ -164,6 +164,50 @@ def train(config: str, output_dir: str | None, epochs: int | None, resume: bool)
     if result.metrics:
         _print_metrics(result.metrics)
     click.echo(f"best checkpoint: {experiment.best_checkpoint}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False), help="Override output_dir of the config.")
+@click.option("--trials", type=int, help="Override search.trials: trials in the study in total, over all workers.")
+@click.option("--timeout", help="Override search.timeout: this worker's time budget, e.g. 30m, 2h or seconds.")
+@click.option("--storage", help="Override search.storage: an RDB URL shared by the workers, e.g. sqlite:///study.db.")
+@click.option("--study", help="Override search.study: the study's name in the storage (default: the config's name).")
+@click.option("--no-verify", is_flag=True, help="Do not verify the best trial on the test period at the end.")
+def tune(
+    config: str,
+    output_dir: str | None,
+    trials: int | None,
+    timeout: str | None,
+    storage: str | None,
+    study: str | None,
+    no_verify: bool,
+) -> None:
+    """Search the space of the search: section of CONFIG for the best model and hyperparameters.
+
+    Each trial trains the config with the trial's values (TPE sampling, trials
+    lagging behind pruned on their validation loss) and is ranked on the
+    validation period; the best is verified on the test period against the
+    baseline ladder. Writes trials.csv, best.yaml (for dl4ds train),
+    summary.json, figures/ and test/. Run it again to resume; run it in
+    several processes or Slurm array tasks with one --storage to share the study.
+    """
+    import optuna
+
+    from dl4ds.tuning import Tuner
+
+    optuna.logging.disable_default_handler()  # Optuna's messages go through dl4ds's logging, at its level
+    optuna.logging.enable_propagation()
+    optuna.logging.set_verbosity(logging.getLogger().getEffectiveLevel())
+    overrides = {"trials": trials, "timeout": timeout, "storage": storage, "study": study}
+    tuner = Tuner.from_yaml(config, output_dir=output_dir, progress=sys.stderr.isatty(), **overrides)
+    result = tuner.run(verify_best=not no_verify)
+    click.echo(", ".join(f"{count} {state.lower()}" for state, count in result.counts.items()) + " trials")
+    if result.best_trial is not None:
+        click.echo(f"best trial: {result.best_trial} (validation {tuner.search.objective} {result.best_value:.4f})")
+    if result.test:
+        _print_metrics(result.test)
+    click.echo(f"results in {result.output_dir}/: trials.csv, best.yaml, summary.json, figures/, test/")
 
 
 @main.command()

@@ -28,7 +28,7 @@ from dl4ds.experiment.config import EvaluationConfig, ExperimentConfig, Variable
 from dl4ds.inference.downscale import downscale
 from dl4ds.io import INPUT_ATTRIBUTE, expand_paths, open_data, resolve_source, write_netcdf
 from dl4ds.model import DownscalingModel, read_checkpoint
-from dl4ds.training import create_trainer
+from dl4ds.training import EpochRecord, create_trainer
 from dl4ds.training.trainer import BEST_CHECKPOINT
 from dl4ds.utils.atomic import atomic_path, make_directory
 
@@ -184,8 +184,17 @@ class Experiment:
         assert data.scale is not None, "the config requires a scale for perfect_prog"
         return PerfectProg(data.scale, crop=data.crop).pair(target, **common)
 
-    def run(self, *, resume: bool = False, progress: bool = True) -> ExperimentResult:
-        """Pair the data, train the model and, with a test period, verify it; returns the model and headline scores."""
+    def run(
+        self,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        on_epoch: Callable[[EpochRecord], None] | None = None,
+    ) -> ExperimentResult:
+        """Pair the data, train the model and, with a test period, verify it; returns the model and headline scores.
+
+        ``on_epoch`` is called with each epoch's record (see :meth:`dl4ds.training.Trainer.fit`).
+        """
         training = self.config.training
         model_config = self.config.model
         data = self.training_data()
@@ -223,7 +232,7 @@ class Experiment:
             len(train_set),
             0 if data.val is None else data.val.target.sizes["time"],
         )
-        trainer.fit(model, train_set, val_set, resume=resume)
+        trainer.fit(model, train_set, val_set, resume=resume, on_epoch=on_epoch)
         if not trainer.distributed.is_main:  # rank 0 verifies and writes the outputs
             return ExperimentResult(model=model, output_dir=self.output_dir, metrics=None)
         samples = self.config.evaluation.samples or (DEFAULT_SAMPLES if model.capabilities.stochastic else 1)

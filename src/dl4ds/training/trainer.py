@@ -13,7 +13,7 @@ import math
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sized
+from collections.abc import Callable, Iterator, Mapping, Sized
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -181,6 +181,7 @@ class Trainer(ABC):
         val: DownscalingDataset | None = None,
         *,
         resume: bool = False,
+        on_epoch: Callable[[EpochRecord], None] | None = None,
     ) -> DownscalingModel:
         """Train ``model`` in place and return it, in eval mode, with the best epoch's weights.
 
@@ -189,6 +190,11 @@ class Trainer(ABC):
         :class:`dl4ds.data.LazyPatchDataset`. With ``resume=True``, continues from ``checkpoint_dir/last.pt`` exactly
         where the interrupted run left it: weights, optimisers, schedules,
         loss scaling, weight average, random state, epoch and history.
+
+        ``on_epoch``, if given, is called with each epoch's record after its
+        checkpoints are written, in every process (the records are the same).
+        An exception it raises (e.g. a hyperparameter search pruning the run)
+        ends training there and propagates; the checkpoints so far stay valid.
         """
         self.distributed = Distributed.from_environment(self.device)
         self.device = self.distributed.device(self.device)
@@ -226,6 +232,8 @@ class Trainer(ABC):
                     best_loss = record.monitored
                     best_state = {k: v.detach().clone() for k, v in self.evaluated(model).state_dict().items()}
                 self._save(model, parts, epoch, improved)
+                if on_epoch is not None:
+                    on_epoch(record)
         finally:
             if board is not None:
                 board.close()
