@@ -131,6 +131,12 @@ class Downscaler:
                 f"samples={samples} asks for an ensemble, but the model {meta.architecture!r} is deterministic and "
                 "would repeat one field; train it with noise_channels (e.g. trainer cgan) or mc_dropout, or use samples=1"
             )
+        sampler_options = sorted({"steps", "churn"} & self.options.model_fields_set)
+        if sampler_options and not self.model.capabilities.iterative:
+            raise ConfigError(
+                f"{' and '.join(sampler_options)} set the sampler of a diffusion model, but {meta.architecture!r} "
+                "predicts in one pass; leave them out (CLI: --steps, --churn)"
+            )
         self.multiple = self.model.capabilities.size_multiple
         if tile_size is not None and tile_size < self.multiple:
             raise ConfigError(
@@ -356,7 +362,16 @@ class Downscaler:
                 *grid.shape,
                 overlap,
             )
-        return TilePredictor(self.model, grid, layout, padded, self.options.batch_size, self.device)
+        return TilePredictor(
+            self.model,
+            grid,
+            layout,
+            padded,
+            self.options.batch_size,
+            self.device,
+            steps=self.options.steps,
+            churn=self.options.churn,
+        )
 
 
 def downscale(

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from dl4ds.data.regrid import RegridMethod
+from dl4ds.networks.diffusion import DEFAULT_STEPS
 from dl4ds.utils.options import Options
 
 OutputFormat = Literal["netcdf", "zarr"]
@@ -38,6 +39,18 @@ class DownscaleOptions(Options):
         default=None,
         description="seeds the samples: the same seed gives the same members whatever the tiling, batch and chunk "
         "sizes; none draws a seed from torch's global generator",
+    )
+    steps: int = Field(
+        default=DEFAULT_STEPS,
+        ge=1,
+        description="sampler steps of a diffusion model (Heun's method: 2 * steps - 1 denoiser evaluations per "
+        "member); more steps give finer detail at a proportional cost",
+    )
+    churn: float = Field(
+        default=0.0,
+        ge=0,
+        description="EDM's S_churn for a diffusion model's sampler: 0 is deterministic given the seed; > 0 (e.g. "
+        "10) adds fresh noise at every step",
     )
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:N, mps")
     regrid: bool = Field(

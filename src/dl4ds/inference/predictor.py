@@ -1,4 +1,12 @@
-"""Running a trained network over the tiles of an in-memory block of coarse fields."""
+"""Running a trained network over the tiles of an in-memory block of coarse fields.
+
+A network that predicts in one pass runs once per tile, and the tiles'
+predictions are blended. An iterative (diffusion) network is sampled on the
+whole block: at every step of its sampler the denoiser runs on every tile of
+the current state and the tiles' estimates are blended with the same weights
+(multi-diffusion, Bar-Tal et al. 2023), so the sample has no seams; with the
+default overlap each blended estimate equals the untiled one to rounding.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ import torch
 from dl4ds.data.grid import Grid
 from dl4ds.inference.tiling import TileLayout
 from dl4ds.model import DownscalingModel
+from dl4ds.networks.diffusion import ResidualDiffusion, edm_sample, noise_levels
 from dl4ds.networks.random_fields import RandomFields, combine
 
 
@@ -28,6 +37,7 @@ class TilePredictor:
         padded_shape: (rows, cols) of the grid padded to the network's size multiple.
         batch_size: tiles (or windows of tiles) per forward pass.
         device: where the network runs.
+        steps, churn: the sampler's steps and S_churn for an iterative (diffusion) network.
     """
 
     def __init__(
@@ -38,6 +48,9 @@ class TilePredictor:
         padded_shape: tuple[int, int],
         batch_size: int,
         device: torch.device,
+        *,
+        steps: int = 1,
+        churn: float = 0.0,
     ) -> None:
         meta = model.metadata
         self.model = model.to(device).eval()
@@ -47,6 +60,7 @@ class TilePredictor:
         self.padded_shape = padded_shape
         self.batch_size = batch_size
         self.device = device
+        self.steps, self.churn = steps, churn
         scale = meta.scale
         self.weights = torch.from_numpy(layout.weights(scale))  # (tiles, th * s, tw * s)
         window = grid.window_in(meta.coarse_grid)
@@ -85,10 +99,27 @@ class TilePredictor:
             input was NaN and where the model had no training truth.
         """
         meta, scale = self.meta, self.meta.scale
-        sequences, steps, _, height, width = values.shape
+        _, steps, _, height, width = values.shape
         inputs = torch.from_numpy(meta.normalizer.normalize_inputs(values.astype(np.float32)))
         inputs = _pad(inputs, *self.padded_shape)
         n_targets = len(meta.target_variables)
+        if self.model.capabilities.iterative:
+            total = self._sample(inputs[:, 0], keys)[:, None]
+        else:
+            total = self._blend(inputs, keys, first_step)
+        if self.window > 1:
+            total /= _windows_per_step(steps, self.window)[None, :, None, None, None]
+        output = self.model.to_physical(total[..., : height * scale, : width * scale].numpy(), axis=-3)
+        missing = np.isnan(values[:, :, :n_targets]).repeat(scale, axis=-2).repeat(scale, axis=-1)
+        output[missing] = np.nan
+        if self.no_truth is not None:
+            output[..., self.no_truth] = np.nan
+        return output
+
+    def _blend(self, inputs: torch.Tensor, keys: torch.Tensor | None, first_step: int) -> torch.Tensor:
+        """The tiles' predictions for (N, S, C, hp, wp) padded normalised inputs, blended: (N, S, V, Hp, Wp)."""
+        sequences, steps = inputs.shape[:2]
+        scale, n_targets = self.meta.scale, len(self.meta.target_variables)
         rows, cols = self.layout.shape
         total = torch.zeros(sequences, steps, n_targets, self.padded_shape[0] * scale, self.padded_shape[1] * scale)
         units = [
@@ -120,30 +151,85 @@ class TilePredictor:
                     row * scale : (row + rows) * scale,
                     col * scale : (col + cols) * scale,
                 ] += tile
-        if self.window > 1:
-            total /= _windows_per_step(steps, self.window)[None, :, None, None, None]
-        output = self.model.to_physical(total[..., : height * scale, : width * scale].numpy(), axis=-3)
-        missing = np.isnan(values[:, :, :n_targets]).repeat(scale, axis=-2).repeat(scale, axis=-1)
-        output[missing] = np.nan
-        if self.no_truth is not None:
-            output[..., self.no_truth] = np.nan
-        return output
+        return total
+
+    def _sample(self, inputs: torch.Tensor, keys: torch.Tensor | None) -> torch.Tensor:
+        """One sample of an iterative network for (N, C, hp, wp) padded normalised inputs: (N, V, Hp, Wp) on the CPU.
+
+        The stage-1 mean and the conditions are computed once per tile; the
+        sampler's state covers the whole padded block, its noise drawn from
+        random fields over the block (so tiles, batches and chunks do not
+        change it), and every denoiser call is blended over the tiles.
+        """
+        network = self.model.network
+        assert isinstance(network, ResidualDiffusion), "iterative networks are residual diffusion models"
+        scale, rows, cols = self.meta.scale, *self.layout.shape
+        sequences = inputs.shape[0]
+        origins = torch.tensor(self.layout.origins)
+        weights = self.weights.to(self.device)[:, None]  # (tiles, 1, th * s, tw * s)
+        shape = (sequences, len(self.meta.target_variables), self.padded_shape[0] * scale, self.padded_shape[1] * scale)
+        units = [(sequence, tile) for sequence in range(sequences) for tile in range(self.layout.count)]
+        batches = []  # (sequences, tiles, fine windows, conditions) of each batch of units
+        mean = torch.zeros(shape, device=self.device)
+        for first in range(0, len(units), self.batch_size):
+            index = torch.tensor(units[first : first + self.batch_size])
+            tile_origins = origins[index[:, 1]]
+            x = torch.stack(
+                [
+                    inputs[sequence, :, row : row + rows, col : col + cols]
+                    for sequence, (row, col) in zip(index[:, 0].tolist(), tile_origins.tolist())
+                ]
+            ).to(self.device)
+            tile_mean, condition = network.condition(x, self._static(tile_origins), self._offset(tile_origins))
+            windows = [
+                (slice(row * scale, (row + rows) * scale), slice(col * scale, (col + cols) * scale))
+                for row, col in tile_origins.tolist()
+            ]
+            batches.append((index[:, 0].tolist(), index[:, 1], windows, condition))
+            for sequence, window, blended in zip(index[:, 0].tolist(), windows, tile_mean * weights[index[:, 1]]):
+                mean[sequence, :, window[0], window[1]] += blended
+
+        def denoise(state: torch.Tensor, sigma: float) -> torch.Tensor:
+            estimate = torch.zeros_like(state)
+            for sequence_list, tiles, windows, condition in batches:
+                crops = torch.stack([state[s, :, w[0], w[1]] for s, w in zip(sequence_list, windows)])
+                denoised = network.denoise(crops, sigma, condition) * weights[tiles]
+                for sequence, window, tile in zip(sequence_list, windows, denoised):
+                    estimate[sequence, :, window[0], window[1]] += tile
+            return estimate
+
+        sigmas = noise_levels(self.steps, network.sigma_min, network.sigma_max, network.rho)
+        assert keys is not None, "the downscaler keys every input of a stochastic network"
+        fields = RandomFields(keys, torch.zeros(sequences, 2, dtype=torch.int64), self.padded_shape)
+        with self._lock, fields.applied(network):
+            residual = edm_sample(
+                denoise, lambda draw: network.noise.draw(torch.Size(shape), self.device, draw), sigmas, self.churn
+            )
+        return network.compose(mean, residual).cpu()
+
+    def _static(self, tile_origins: torch.Tensor) -> torch.Tensor | None:
+        """The static fields (b, S, th * s, tw * s) of tiles at ``tile_origins``, or None without static fields."""
+        if self.static is None:
+            return None
+        scale, (rows, cols) = self.meta.scale, self.layout.shape
+        return torch.stack(
+            [
+                self.static[:, row * scale : (row + rows) * scale, col * scale : (col + cols) * scale]
+                for row, col in tile_origins.tolist()
+            ]
+        )
+
+    def _offset(self, tile_origins: torch.Tensor) -> torch.Tensor:
+        """(b, 2) first fine cell of each tile in the training grid."""
+        return (self.fine_offset + tile_origins * self.meta.scale).to(self.device)
 
     def _forward(self, x: torch.Tensor, tile_origins: torch.Tensor, keys: torch.Tensor | None) -> torch.Tensor:
         """The network on (b, window, C, th, tw) tiles -> (b, window, V, th * s, tw * s)."""
-        scale = self.meta.scale
         rows, cols = self.layout.shape
         batch = x.shape[0]
         x = x.to(self.device) if self.model.capabilities.temporal else x[:, 0].to(self.device)
-        static = None
-        if self.static is not None:
-            static = torch.stack(
-                [
-                    self.static[:, row * scale : (row + rows) * scale, col * scale : (col + cols) * scale]
-                    for row, col in tile_origins.tolist()
-                ]
-            )
-        offset = (self.fine_offset + tile_origins * scale).to(self.device)
+        static = self._static(tile_origins)
+        offset = self._offset(tile_origins)
         if keys is None:
             prediction = self.model(x, static, offset)
         else:

@@ -38,6 +38,8 @@ class Capabilities:
         takes_offset: ``forward`` needs each sample's position in the training
             grid (localized layers).
         takes_static: it takes static fields on the fine grid.
+        iterative: it samples by repeated denoising (a diffusion model):
+            inference drives its sampler and blends the tiles at every step.
         domain_bound: it applies only to its training grid or a window of it
             (static fields or localized layers), not to any grid of its spacing.
     """
@@ -47,6 +49,7 @@ class Capabilities:
     size_multiple: int
     takes_offset: bool
     takes_static: bool
+    iterative: bool = False
 
     @property
     def domain_bound(self) -> bool:
@@ -61,6 +64,7 @@ class Capabilities:
             size_multiple=int(getattr(network, "size_multiple", 1)),
             takes_offset=bool(getattr(network, "takes_offset", False)),
             takes_static=static_channels > 0,
+            iterative=bool(getattr(network, "iterative", False)),
         )
 
 
@@ -70,7 +74,9 @@ def measure_receptive_radius(model: DownscalingModel, *, largest: int | None = N
     Found from the support of the gradient of one output cell with respect
     to the inputs (coarse inputs and static fields), joined over two random
     probes (a single probe can miss paths through inactive ReLUs), on probes
-    that grow until the support stays inside them. Networks with operations
+    that grow until the support stays inside them. For an iterative network
+    it is the radius of one denoiser evaluation (its ``step``), which
+    tiles blended at every step must respect. Networks with operations
     over the whole grid (channel attention, group normalisation) have no
     bounded radius: tiling them changes the result. ``largest`` caps the
     probes below :data:`LARGEST_PROBE` coarse cells.
@@ -109,7 +115,8 @@ def _probe_radius(model: DownscalingModel, size: int, seed: int) -> int | None:
     offset = torch.zeros(1, 2, dtype=torch.long, device=device)
     centre = size // 2
     with torch.enable_grad(), seeded(seed, device):  # noise layers draw, but leave the global generator alone
-        output = model(x, static, offset)
+        step = getattr(model.network, "step", None) if model.capabilities.iterative else None
+        output = model(x, static, offset) if step is None else step(x, static, offset)
         output[..., centre * scale + scale // 2, centre * scale + scale // 2].sum().backward()
     assert x.grad is not None, "x requires grad, so backward() sets its gradient"
     extents = [_support_extent(x.grad.abs().sum(dim=tuple(range(x.ndim - 2))), centre, 1)]

@@ -7,7 +7,7 @@ names them and :func:`model_parameters` gives their parameters and defaults.
 adversarial training.
 """
 
-from dl4ds.networks import architectures  # noqa: F401  (registers the architectures)
+from dl4ds.networks import architectures, diffusion  # noqa: F401  (registers the architectures)
 from dl4ds.networks.discriminator import ConditionalDiscriminator
 from dl4ds.networks.registry import create, describe_model, list_models, model_parameters, register_model
 

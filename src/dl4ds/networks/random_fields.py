@@ -113,10 +113,13 @@ class RandomFields:
         """Values in (0, 1) of ``shape`` (B', C, h, w) for ``layer``; h = w = 1 gives one value per channel."""
         return _to_unit(self._hashes(layer, shape, device, stream=0))
 
-    def normal(self, layer: nn.Module, shape: torch.Size, device: torch.device) -> torch.Tensor:
-        """Standard normal values of ``shape`` (B', C, h, w) for ``layer`` (Box-Muller on two uniform streams)."""
-        radius = torch.sqrt(-2.0 * torch.log(_to_unit(self._hashes(layer, shape, device, stream=0))))
-        angle = (2.0 * math.pi) * _to_unit(self._hashes(layer, shape, device, stream=1))
+    def normal(self, layer: nn.Module, shape: torch.Size, device: torch.device, draw: int = 0) -> torch.Tensor:
+        """Standard normal values of ``shape`` (B', C, h, w) for ``layer`` (Box-Muller on two uniform streams).
+
+        ``draw`` numbers independent fields of one layer (e.g. a sampler's steps).
+        """
+        radius = torch.sqrt(-2.0 * torch.log(_to_unit(self._hashes(layer, shape, device, stream=2 * draw))))
+        angle = (2.0 * math.pi) * _to_unit(self._hashes(layer, shape, device, stream=2 * draw + 1))
         return radius * torch.cos(angle)
 
     def _hashes(self, layer: nn.Module, shape: torch.Size, device: torch.device, stream: int) -> torch.Tensor:

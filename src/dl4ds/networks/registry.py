@@ -19,7 +19,10 @@ A network declares what the code applying it must know, as attributes
 (absent ones take the default in brackets): ``temporal`` (False),
 ``stochastic`` (False: repeated calls give the same field), ``size_multiple``
 (1: the coarse-grid multiple that tile sizes and origins must respect) and
-``takes_offset`` (False: ``forward`` ignores ``offset``).
+``takes_offset`` (False: ``forward`` ignores ``offset``) and ``iterative``
+(False; True for a sampler such as :mod:`dl4ds.networks.diffusion`, whose
+``forward`` draws a sample by repeated denoising and whose ``step(x, static,
+offset)``, one denoiser evaluation, sets the tiles' overlap).
 :class:`dl4ds.model.Capabilities` gathers them for the trained model.
 """
 

@@ -2,7 +2,7 @@
 
 :class:`TrainerOptions` holds the options of the training loop shared by every
 trainer; :class:`GANOptions` those of the adversarial part of the CGAN
-trainer; :class:`TrainingOptions` is the whole ``training:`` section (which
+trainer; :class:`DiffusionOptions` those of the residual diffusion trainer; :class:`TrainingOptions` is the whole ``training:`` section (which
 trainer, its options, the loss region and weighting). Each field carries its
 default, bounds and documentation; the trainers read them from here, so adding
 an option means declaring it here and using it where it acts.
@@ -20,7 +20,7 @@ from dl4ds.training.schedules import EarlyStopping, LRSchedule
 from dl4ds.utils.options import Options
 
 Precision = Literal["fp32", "bf16", "fp16"]
-TrainerName = Literal["supervised", "cgan"]
+TrainerName = Literal["supervised", "cgan", "diffusion"]
 
 
 class TrainerOptions(Options):
@@ -132,6 +132,42 @@ class GANOptions(Options):
     discriminator_steps: int = Field(default=1, ge=1, description="discriminator updates per generator update")
 
 
+class DiffusionOptions(Options):
+    """The residual diffusion trainer (:class:`dl4ds.training.DiffusionTrainer`): stage 1 and the noise levels."""
+
+    stage1_checkpoint: str | None = Field(
+        default=None,
+        description="a trained deterministic model (e.g. best.pt of a supervised run) whose network is the stage-1 "
+        "mean; it must match the model's regressor and regressor_params and the data's variables, scale, grid and "
+        "normalisation. None trains stage 1 first in the same run",
+    )
+    stage1_epochs: int = Field(
+        default=10,
+        ge=1,
+        description="epochs of stage 1 (the regressor, with the content loss) when no stage1_checkpoint is given; "
+        "written to checkpoint_dir/stage1",
+    )
+    p_mean: float = Field(
+        default=-0.5,
+        description="mean of ln(sigma) of the training noise levels (EDM's log-normal; -1.2 for sigma_data 0.5, "
+        "here -0.5 for the unit-variance residual)",
+    )
+    p_std: float = Field(default=1.2, gt=0, description="standard deviation of ln(sigma) of the training noise levels")
+    validation_sigmas: list[float] = Field(
+        default=[0.1, 0.3, 1.0, 3.0],
+        min_length=1,
+        description="noise levels of the validation proxy: the weighted denoising loss averaged over them, with "
+        "noise drawn from the seed",
+    )
+
+    @field_validator("validation_sigmas")
+    @classmethod
+    def _positive(cls, value: list[float]) -> list[float]:
+        if any(sigma <= 0 for sigma in value):
+            raise ValueError(f"noise levels must be > 0, got {value}")
+        return value
+
+
 class LossRegion(Options):
     """The cells the training loss sees: where the static field ``variable`` lies in [min, max] (physical units)."""
 
@@ -149,8 +185,11 @@ class LossRegion(Options):
 class TrainingOptions(TrainerOptions):
     """The ``training:`` section of an experiment: the trainer, its options and how the loss weights cells."""
 
-    trainer: TrainerName = Field(default="supervised", description="supervised, or cgan (adversarial)")
+    trainer: TrainerName = Field(
+        default="supervised", description="supervised, cgan (adversarial) or diffusion (residual diffusion)"
+    )
     gan: GANOptions | None = Field(default=None, description="options of the cgan trainer")
+    diffusion: DiffusionOptions | None = Field(default=None, description="options of the diffusion trainer")
     loss_region: LossRegion | None = Field(default=None, description="the cells the loss sees, by a static field")
     area_weighted: bool = Field(default=False, description="weight the loss by cos(latitude)")
 
@@ -158,4 +197,6 @@ class TrainingOptions(TrainerOptions):
     def _gan_only_for_cgan(self) -> TrainingOptions:
         if self.gan is not None and self.trainer != "cgan":
             raise ValueError("a 'gan' section needs trainer: cgan; remove it or set trainer: cgan")
+        if self.diffusion is not None and self.trainer != "diffusion":
+            raise ValueError("a 'diffusion' section needs trainer: diffusion; remove it or set trainer: diffusion")
         return self

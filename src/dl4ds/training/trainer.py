@@ -3,7 +3,8 @@
 :class:`Trainer` runs epochs and owns everything that must survive an
 interruption; a subclass defines one optimisation step.
 :class:`SupervisedTrainer` minimises a content loss;
-:class:`dl4ds.training.cgan.CGANTrainer` adds a conditional discriminator.
+:class:`dl4ds.training.cgan.CGANTrainer` adds a conditional discriminator;
+:class:`dl4ds.training.diffusion.DiffusionTrainer` trains a residual diffusion model.
 """
 
 from __future__ import annotations
@@ -166,6 +167,11 @@ class Trainer(ABC):
     def check_model(self, model: DownscalingModel) -> None:
         """Raise ConfigError when the options cannot train ``model`` (checked by :meth:`fit`, and before it by callers
         that must not write anything for a run that cannot start)."""
+        if model.capabilities.iterative:
+            raise ConfigError(
+                f"model {model.metadata.architecture!r} is a diffusion model, trained in two stages by the diffusion "
+                "trainer; set training.trainer: diffusion"
+            )
         if self.options.ensemble_size > 1 and not model.capabilities.stochastic:
             raise ConfigError(
                 f"ensemble_size={self.options.ensemble_size} needs a stochastic network whose repeated predictions differ; "
