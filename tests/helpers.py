@@ -213,3 +213,9 @@ def tuning_config(tmp_path: Path, parameters: dict, *, name: str = "tune", train
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+# --- residual diffusion ----------------------------------------------------------------------------------------------
+
+TINY_DIFFUSION = {"regressor_params": SMALL_PARAMS, "n_filters": 8, "depth": 1, "embedding": 8}
+"""Parameters of a residual_diffusion model small enough for fast tests."""

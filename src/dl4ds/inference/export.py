@@ -163,12 +163,19 @@ def export_onnx(
 
     Raises:
         ConfigError: onnx or onnxruntime is not installed, the model is
-            stochastic, the opset or tolerance is invalid, the network cannot
+            stochastic or a diffusion model, the opset or tolerance is invalid, the network cannot
             be exported, or ONNX Runtime fails or differs from torch by more
             than ``tolerance``.
     """
     metadata = model.metadata
     name = metadata.architecture
+    if model.capabilities.iterative:
+        raise ConfigError(
+            f"model {name!r} is a diffusion model: a sample takes 2 * steps - 1 denoiser evaluations with noise drawn "
+            "by dl4ds, which an ONNX graph of one pass cannot reproduce. Downscale it with dl4ds (dl4ds downscale "
+            "--samples N --seed S --steps K), or export its deterministic stage 1 (checkpoints/stage1/best.pt of "
+            "the training run)"
+        )
     if model.capabilities.stochastic:
         raise ConfigError(
             f"model {name!r} is stochastic (it injects noise or keeps dropout on at inference) and cannot be exported "
