@@ -128,7 +128,7 @@ def _train_command(config_path, *extra):
 @pytest.mark.slow
 def test_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     """A diffusion run killed by SIGKILL in stage 2 resumes to bit-identical weights; its ensemble comes from the CLI."""
-    raw = _config(tmp_path, epochs=4, ema_decay=0.9, diffusion={"stage1_epochs": 1})
+    raw = _config(tmp_path, epochs=3, ema_decay=0.9, diffusion={"stage1_epochs": 1})
     config_path = tmp_path / "diffusion.yaml"
     config_path.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -144,13 +144,13 @@ def test_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) >= 3:  # two stage-2 epochs done
+        if history.exists() and len(history.read_text().splitlines()) >= 2:  # a stage-2 epoch done
             break
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it could be killed; make it longer"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)["training_state"]["epoch"] < 4
+    assert torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)["training_state"]["epoch"] < 3
     subprocess.run(
         _train_command(config_path, "-o", str(tmp_path / "killed"), "--resume"),
         check=True,
