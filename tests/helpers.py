@@ -65,6 +65,8 @@ BACKBONES = ("convnet", "resnet", "densenet", "convnext", "unet")
 UPSAMPLINGS = ("pin", "spc", "rc", "dc")
 SPATIAL = [f"{b}_{u}" for b in BACKBONES for u in UPSAMPLINGS]
 ALL_MODELS = SPATIAL + [f"rec{name}" for name in SPATIAL]
+REGISTERED = sorted([*ALL_MODELS, "residual_diffusion"])
+"""Every registered name: the 40 backbone x upsampling networks and the residual diffusion model."""
 
 _SMALL_BACKBONE = {
     "convnet": {"n_filters": 8, "n_blocks": 1},

@@ -23,7 +23,7 @@ def test_old_import_paths_warn_and_give_the_same_objects():
         import dl4ds.baselines, dl4ds.experiment.config, dl4ds.model, dl4ds.networks
         from dl4ds.networks import architectures, blocks
 
-        assert dl4ds.models is dl4ds.networks and create is dl4ds.networks.create and len(list_models()) == 40
+        assert dl4ds.models is dl4ds.networks and create is dl4ds.networks.create and len(list_models()) == 41
         assert FieldDropout is blocks.FieldDropout and DownscalingNetwork is architectures.DownscalingNetwork
         assert load_model is dl4ds.model.load_model and save_checkpoint is dl4ds.model.save_checkpoint
         assert ExperimentConfig is dl4ds.experiment.config.ExperimentConfig

@@ -29,6 +29,7 @@ from dl4ds.inference.downscale import downscale
 from dl4ds.io import INPUT_ATTRIBUTE, expand_paths, open_data, resolve_source, write_netcdf
 from dl4ds.model import DownscalingModel, read_checkpoint
 from dl4ds.training import EpochRecord, create_trainer
+from dl4ds.training.diffusion import stage1_model
 from dl4ds.training.trainer import BEST_CHECKPOINT
 from dl4ds.utils.atomic import atomic_path, make_directory
 
@@ -341,7 +342,8 @@ def verify_model(
 
     A stochastic network is verified as an ensemble of ``samples`` members
     (a ``sample`` dimension, drawn with ``seed``), which adds the CRPS,
-    spread-skill ratio and rank histogram to its scores. The baselines are
+    spread-skill ratio and rank histogram to its scores; a diffusion model's
+    stage-1 network is verified beside it. The baselines are
     fitted on ``train``; without it only those that learn nothing are scored.
     The rungs of the ladder the data does not allow (``lapse_rate`` without
     an elevation static field) are left out, and the report says why.
@@ -357,8 +359,12 @@ def verify_model(
     period = f"{str(test.times[0])[:16]} to {str(test.times[-1])[:16]}"
     if source is not None:
         predicted.attrs[INPUT_ATTRIBUTE] = str(source)
+    predictions = {meta.architecture: predicted}
+    if model.capabilities.iterative:  # a diffusion model's stage-1 mean: the deterministic network it refines
+        stage1 = stage1_model(model)
+        predictions[f"{stage1.metadata.architecture} (stage 1)"] = downscale(stage1, test.input_dataset())
     result = verify(
-        {meta.architecture: predicted},
+        predictions,
         test.target_dataset(),
         output_dir / "report",
         baselines="all",
