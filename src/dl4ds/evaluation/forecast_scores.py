@@ -34,6 +34,7 @@ Definitions (anomalies throughout):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -71,7 +72,8 @@ def tercile_edges(values: np.ndarray, months: np.ndarray, axis: tuple[int, ...])
         group = months == month
         pooled = np.moveaxis(values[group], axis, tuple(range(1, len(axis) + 1)))
         pooled = pooled.reshape(-1, *pooled.shape[len(axis) + 1 :])
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points (masked) give NaN edges
             edges = np.nanquantile(pooled, [1 / 3, 2 / 3], axis=0)
         lower[group], upper[group] = edges[0], edges[1]
     return lower, upper
@@ -249,7 +251,10 @@ def resample_weights(years: int, resamples: int, rng: np.random.Generator) -> np
 def percentile_interval(resampled: np.ndarray, confidence: float) -> np.ndarray:
     """The central ``confidence`` percentile interval over the first axis (resamples), NaN ignored: (2, ...)."""
     alpha = 0.5 * (1.0 - confidence)
-    with np.errstate(all="ignore"):
+    if resampled.size == 0:
+        return np.full((2, *resampled.shape[1:]), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, as documented
         return np.nanquantile(resampled, [alpha, 1.0 - alpha], axis=0)
 
 
