@@ -48,14 +48,29 @@ def crps_by_integration(ensemble, observation):
     return np.trapezoid((cdf - (z >= observation)) ** 2, z)
 
 
-def test_crpss_matches_the_integral_definition_with_the_climatology_of_the_other_years(case):
+def fair_crps_by_hand(ensemble, observation):
+    """The fair CRPS: the integral CRPS with its spread term scaled by M / (M - 1) (Ferro 2014)."""
+    m = ensemble.size
+    spread = np.abs(ensemble[:, None] - ensemble[None, :]).sum() / (2 * m * m)
+    return crps_by_integration(ensemble, observation) - spread / (m - 1)
+
+
+def test_fair_crps_is_the_pairwise_form_over_distinct_members():
+    rng = np.random.default_rng(4)
+    members, truth = rng.normal(size=(7, 6, 2)), rng.normal(size=(7, 2))
+    pairs = np.abs(members[:, :, None] - members[:, None, :]).sum(axis=(1, 2)) / (2 * 6 * 5)
+    expected = np.abs(members - truth[:, None]).mean(axis=1) - pairs
+    np.testing.assert_allclose(fs.fair_crps(members, truth), expected, rtol=1e-12)
+
+
+def test_crpss_matches_the_integral_definition_fair_to_ensemble_size_with_the_climatology_of_the_other_years(case):
     scores, members, observed, weights = case
     crps = np.empty((YEARS, LEADS, NY, NX))
     clim = np.empty_like(crps)
     for i, lead, y, x in itertools.product(range(YEARS), range(LEADS), range(NY), range(NX)):
-        crps[i, lead, y, x] = crps_by_integration(members[i, :, lead, y, x], observed[i, lead, y, x])
+        crps[i, lead, y, x] = fair_crps_by_hand(members[i, :, lead, y, x], observed[i, lead, y, x])
         others = np.delete(observed[:, lead, y, x], i)
-        clim[i, lead, y, x] = crps_by_integration(others, observed[i, lead, y, x])
+        clim[i, lead, y, x] = fair_crps_by_hand(others, observed[i, lead, y, x])
     maps = scores.maps.sel(model="model")
     np.testing.assert_allclose(maps["crps"].values, crps.mean(axis=0), atol=2e-4)
     np.testing.assert_allclose(maps["crpss"].values, 1 - crps.sum(axis=0) / clim.sum(axis=0), atol=2e-3)

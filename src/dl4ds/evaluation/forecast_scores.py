@@ -14,9 +14,14 @@ Definitions (anomalies throughout):
 * ACC: the Pearson correlation over the starts of the ensemble-mean anomaly
   and the observed anomaly (centred);
 * RMSE: of the ensemble-mean anomaly;
-* CRPS: of the ensemble (:func:`~dl4ds.evaluation.statistics.crps_ensemble`);
-  CRPSS = 1 - CRPS / CRPS of the climatological ensemble, the observed
-  anomalies of the other years of the same start month;
+* CRPS: the *fair* CRPS of the ensemble (Ferro 2014), ``mean|X - y| -
+  sum_{i != j} |X_i - X_j| / (2 M (M - 1))``: the ensemble CRPS of
+  :func:`~dl4ds.evaluation.statistics.crps_ensemble` with the spread term
+  scaled by M / (M - 1), which removes its dependence on the ensemble size,
+  so that a 15-member forecast and a climatological ensemble of 5 years
+  compare fairly (:func:`fair_crps`); CRPSS = 1 - CRPS / CRPS of the
+  climatological ensemble, the observed anomalies of the other years of
+  the same start month;
 * RPS over terciles: sum over the two lower categories of the squared
   difference of cumulative probabilities; the forecast probability of a
   category is the fraction of members in it, the tercile edges are those of
@@ -45,6 +50,7 @@ __all__ = [
     "SUM_NAMES",
     "climatological_crps",
     "event_counts",
+    "fair_crps",
     "p_values",
     "percentile_interval",
     "reliability",
@@ -89,8 +95,23 @@ def climatological_crps(observed: np.ndarray, months: np.ndarray, years: np.ndar
     for index in range(observed.shape[0]):
         others = np.flatnonzero((months == months[index]) & (years != years[index]))
         if others.size:
-            result[index] = stats.crps_ensemble(observed[others][None], observed[index][None])[0]
+            result[index] = fair_crps(observed[others][None], observed[index][None])[0]
     return result
+
+
+def fair_crps(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The fair CRPS of ensembles ``members`` (n, M, ...) for ``truth`` (n, ...); the absolute error for M = 1.
+
+    From :func:`~dl4ds.evaluation.statistics.crps_ensemble`, ``mean|X - y| -
+    s`` with ``s = sum_ij |X_i - X_j| / (2 M**2)``: the fair form subtracts
+    ``s * M / (M - 1)`` instead (Ferro 2014, Q. J. R. Meteorol. Soc. 140, 1917).
+    """
+    count = members.shape[1]
+    crps = stats.crps_ensemble(members, truth)
+    if count < 2:
+        return crps
+    skill = np.abs(members - truth[:, None]).mean(axis=1)
+    return crps - (skill - crps) / (count - 1)
 
 
 def start_statistics(
@@ -129,7 +150,7 @@ def start_statistics(
         "mo": mean * observed,
         "se": error * error,
         "var": variance,
-        "crps": stats.crps_ensemble(members, observed),
+        "crps": fair_crps(members, observed),
         "rps": (p_lower - e_lower) ** 2 + (p_upper - e_upper) ** 2,
         "rps_clim": (1 / 3 - e_lower) ** 2 + (1 / 3 - e_upper) ** 2,
         "p_lower": p_lower,

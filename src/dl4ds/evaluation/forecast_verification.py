@@ -83,7 +83,7 @@ class ForecastScores:
     differences: xr.Dataset
     difference_maps: xr.Dataset
     reliability: xr.Dataset
-    attrs: dict[str, object] = field(default_factory=dict)
+    attrs: dict[str, str | int | float] = field(default_factory=dict)
 
     @property
     def models(self) -> list[str]:
@@ -104,7 +104,7 @@ class ForecastScores:
             self.reliability.rename({name: f"reliability_{name}" for name in self.reliability.data_vars}),
         ]
         dataset = xr.merge(parts, compat="no_conflicts", join="outer", combine_attrs="drop")
-        dataset.attrs = {key: _attribute(value) for key, value in self.attrs.items()}
+        dataset.attrs = dict(self.attrs)
         return dataset
 
     def table(self, scores: tuple[str, ...] = ("acc", "crpss", "rpss")) -> pd.DataFrame:
@@ -404,7 +404,7 @@ class _Scorer:
                 "bin": xr.DataArray((np.arange(bins) + 0.5) / bins, dims="bin", attrs={"long_name": "bin centre"}),
             },
         )
-        summary: dict[str, object] = {
+        summary: dict[str, str | int | float] = {
             "variable": self.variable,
             "units": units,
             "confidence": confidence,
@@ -429,7 +429,3 @@ def _label(lead: object) -> str:
     if isinstance(lead, np.timedelta64):
         return f"{lead / np.timedelta64(1, 'D'):g} days"
     return str(lead)
-
-
-def _attribute(value: object) -> object:
-    return value if isinstance(value, int | float | str) else str(value)
