@@ -26,7 +26,8 @@ The matching rule (:func:`match_observations`)
     times a month apart along the lead), a **day** (valid times one day
     apart) or, when the lead cannot tell (a single timedelta lead), the
     instant itself. Observations are classed by their shortest time step:
-    monthly (28-31 days), daily (1 day) or finer.
+    monthly (28 days or more, as monthly means of some months only are
+    spaced), daily (1 day) or finer.
 
     * Observations of the forecast's period (monthly means for a monthly
       forecast, daily for daily) are matched by period: the calendar month (or
@@ -123,11 +124,12 @@ class Hindcast:
         init = next((name for name in INIT_DIMS if name in dims), None)
         if init is None and lead is not None and "time" in dims and "valid_time" in field.coords:
             init = "time"  # cfgrib: time is the start date, valid_time the verifying time
-        missing = [kind for kind, name in (("an init (start date)", init), ("a lead time", lead)) if name is None]
+        missing = [kind for kind, name in (("init (start date)", init), ("lead time", lead)) if name is None]
         if missing:
+            what = "neither an init (start date) nor a lead time" if len(missing) == 2 else f"no {missing[0]}"
             raise DataError(
-                f"the {role} has no {' and no '.join(missing)} dimension (dims {tuple(dims)}); a hindcast needs both. "
-                f"Name them as one of {', '.join(INIT_DIMS)} (starts) and {', '.join(LEAD_DIMS)} (leads), "
+                f"the {role} has {what} dimension (dims {tuple(dims)}); a hindcast needs both. Name them as one of "
+                f"{', '.join(INIT_DIMS)} (starts) and {', '.join(LEAD_DIMS)} (leads), "
                 "e.g. ds.rename({'start': 'init'}) or ds.expand_dims('init') for a single start."
             )
         members = [name for name in MEMBER_DIMS if name in dims]
@@ -277,9 +279,10 @@ def match_observations(
         )
     finer = (wanted == "month" and kind in ("day", "sub-daily")) or (wanted == "day" and kind == "sub-daily")
     if finer and aggregation is None:
+        kind_name = "daily" if kind == "day" else kind
         raise DataError(
-            f"the observations are {kind} ({_describe_step(step)} apart), finer than the forecast's period (a "
-            f"{wanted}): a mixture of {wanted}ly forecasts and {kind} observations needs an aggregation rule. Pass "
+            f"the observations are {kind_name} ({_describe_step(step)} apart), finer than the forecast's period (a "
+            f"{wanted}): a mixture of {wanted}ly forecasts and {kind_name} observations needs an aggregation rule. Pass "
             f"aggregation='mean' (CLI: --aggregation mean) to verify each {wanted} against the mean of its "
             "observations, or aggregate them first (e.g. ds.resample(time='MS').mean() for months)."
         )
@@ -404,11 +407,12 @@ def _shortest_step(times: np.ndarray) -> np.timedelta64 | None:
 
 
 def _kind(step: np.timedelta64 | None) -> Literal["month", "day", "sub-daily"] | None:
-    """The observations' step: ``"month"`` (28-31 days), ``"day"``, ``"sub-daily"``, or None (one time, other steps)."""
+    """The observations' shortest step: ``"month"`` (28 days or more: monthly means, possibly with gaps between the
+    months observed), ``"day"``, ``"sub-daily"``, or None (a single time, or steps of 2-27 days)."""
     if step is None:
         return None
     days = step / _DAY
-    if 28 <= days <= 31:
+    if days >= 28:
         return "month"
     if days == 1:
         return "day"
