@@ -22,7 +22,9 @@ class ForecastOptions(Options):
         description="take each start year's anomalies from the climatology of the other years (cross-validated)",
     )
     resamples: int = Field(
-        default=1000, ge=10, description="bootstrap resamples of the start years for the confidence intervals"
+        default=500,
+        ge=10,
+        description="bootstrap resamples of the start years for the confidence intervals and significance maps",
     )
     confidence: float = Field(
         default=0.9, gt=0, lt=1, description="confidence level of the bootstrap intervals and significance maps"

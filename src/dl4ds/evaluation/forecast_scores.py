@@ -47,10 +47,12 @@ import numpy as np
 from dl4ds.evaluation import statistics as stats
 
 __all__ = [
+    "SKILL_SUMS",
     "SUM_NAMES",
     "climatological_crps",
     "event_counts",
     "fair_crps",
+    "nan_quantiles",
     "p_values",
     "percentile_interval",
     "reliability",
@@ -58,6 +60,7 @@ __all__ = [
     "roc_area",
     "roc_area_from_counts",
     "scores_from_sums",
+    "skill_from_sums",
     "start_statistics",
     "tercile_edges",
 ]
@@ -69,8 +72,9 @@ SUM_NAMES = ("w", "m", "o", "mm", "oo", "mo", "se", "var", "crps", "crps_clim", 
 def tercile_edges(values: np.ndarray, months: np.ndarray, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper tercile of ``values`` (start first) per start month, broadcast back to every start.
 
-    ``axis`` are the axes pooled besides the starts (e.g. (1,) for the members);
-    the result has the shape of ``values`` without them, NaN ignored.
+    ``axis`` are the axes pooled besides the starts (e.g. (1,) for the
+    members); the result has the shape of ``values`` without them. NaN are
+    left out; the quantiles interpolate linearly (NumPy's default method).
     """
     shape = tuple(size for index, size in enumerate(values.shape) if index not in axis)
     lower, upper = np.full(shape, np.nan), np.full(shape, np.nan)
@@ -78,24 +82,51 @@ def tercile_edges(values: np.ndarray, months: np.ndarray, axis: tuple[int, ...])
         group = months == month
         pooled = np.moveaxis(values[group], axis, tuple(range(1, len(axis) + 1)))
         pooled = pooled.reshape(-1, *pooled.shape[len(axis) + 1 :])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points (masked) give NaN edges
-            edges = np.nanquantile(pooled, [1 / 3, 2 / 3], axis=0)
-        lower[group], upper[group] = edges[0], edges[1]
+        if np.isfinite(pooled).all():
+            lower[group], upper[group] = np.quantile(pooled, (1 / 3, 2 / 3), axis=0)
+        else:
+            lower[group], upper[group] = nan_quantiles(pooled, (1 / 3, 2 / 3))
     return lower, upper
 
 
+def nan_quantiles(values: np.ndarray, probabilities: tuple[float, ...]) -> np.ndarray:
+    """Quantiles over the first axis skipping NaN, ``np.nanquantile``'s linear method, vectorised: (len(probabilities), ...)."""
+    ordered = np.sort(values, axis=0)  # NaN last
+    count = np.isfinite(ordered).sum(axis=0)
+    result = np.full((len(probabilities), *values.shape[1:]), np.nan)
+    for index, probability in enumerate(probabilities):
+        position = probability * np.maximum(count - 1, 0)
+        below = np.floor(position).astype(np.int64)
+        above = np.minimum(below + 1, np.maximum(count - 1, 0))
+        low = np.take_along_axis(ordered, below[None], axis=0)[0]
+        high = np.take_along_axis(ordered, above[None], axis=0)[0]
+        result[index] = np.where(count > 0, low + (position - below) * (high - low), np.nan)
+    return result
+
+
 def climatological_crps(observed: np.ndarray, months: np.ndarray, years: np.ndarray) -> np.ndarray:
-    """CRPS (n, L, P) of the climatological ensemble: each start's observed anomaly against those of the other years.
+    """Fair CRPS (n, L, P) of the climatological ensemble: each start's observed anomaly against those of the other years.
 
     The ensemble of start ``i`` is the observed anomalies of the starts of
     the same calendar month in other years; NaN where one of them is NaN.
+    With one start per year and month (the usual hindcast), the CRPS of every
+    start comes from the sums of absolute differences ``R_i = sum_j |x_i -
+    x_j|`` in O(n**2); otherwise each start's ensemble is scored on its own.
     """
     result = np.full(observed.shape, np.nan)
-    for index in range(observed.shape[0]):
-        others = np.flatnonzero((months == months[index]) & (years != years[index]))
-        if others.size:
-            result[index] = fair_crps(observed[others][None], observed[index][None])[0]
+    for month in np.unique(months):
+        group = np.flatnonzero(months == month)
+        if np.unique(years[group]).size == group.size and group.size >= 3:
+            values = observed[group]
+            rows = np.stack([np.abs(values - value).sum(axis=0) for value in values])  # R_i, NaN if any is NaN
+            count, total = group.size, rows.sum(axis=0)
+            # mean |X - x_i| over the n - 1 others, minus the fair pair term of the others: (T - 2 R_i) / (2 (n-1) (n-2))
+            result[group] = rows / (count - 1) - (total - 2 * rows) / (2 * (count - 1) * (count - 2))
+            continue
+        for index in group:
+            others = group[years[group] != years[index]]
+            if others.size:
+                result[index] = fair_crps(observed[others][None], observed[index][None])[0]
     return result
 
 
@@ -136,7 +167,7 @@ def start_statistics(
     count = members.shape[1]
     mean = members.mean(axis=1)
     error = mean - observed
-    variance = members.var(axis=1, ddof=1) if count > 1 else np.full(mean.shape, np.nan)
+    variance = members.var(axis=1, ddof=1) if count > 1 else np.zeros(mean.shape)
     k_lower = (members < forecast_terciles[0][:, None]).sum(axis=1)
     k_upper = (members > forecast_terciles[1][:, None]).sum(axis=1)
     p_lower, p_upper = k_lower / count, k_upper / count
@@ -162,27 +193,35 @@ def start_statistics(
     }
 
 
+SKILL_SUMS = ("w", "m", "o", "mm", "oo", "mo", "crps", "crps_clim", "rps", "rps_clim")
+"""The sums :func:`skill_from_sums` needs."""
+
+
+def skill_from_sums(sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """ACC, CRPSS and RPSS from weighted sums of the :data:`SKILL_SUMS` (arrays of one shape); NaN where undefined."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "acc": stats.correlation(
+                {"w": sums["w"], "p": sums["m"], "t": sums["o"], "pp": sums["mm"], "tt": sums["oo"], "pt": sums["mo"]}
+            ),
+            "crpss": 1.0 - sums["crps"] / sums["crps_clim"],
+            "rpss": 1.0 - sums["rps"] / sums["rps_clim"],
+        }
+
+
 def scores_from_sums(sums: Mapping[str, np.ndarray], members: int) -> dict[str, np.ndarray]:
     """ACC, RMSE, CRPS, CRPSS, RPSS and spread-error ratio from weighted sums of the :data:`SUM_NAMES`.
 
     All arrays have one shape (e.g. (R, L, P) for R resamples); NaN where
-    the weight is 0 or a score is undefined (a constant field for the ACC).
+    the weight is 0 or a score is undefined (a constant field for the ACC,
+    one member for the spread).
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(sums["w"] > 0, sums["w"], np.nan)
-        acc = stats.correlation(
-            {"w": sums["w"], "p": sums["m"], "t": sums["o"], "pp": sums["mm"], "tt": sums["oo"], "pt": sums["mo"]}
-        )
         rmse = np.sqrt(np.maximum(sums["se"] / w, 0.0))
         spread = np.sqrt(np.maximum(sums["var"] / w, 0.0) * (members + 1) / members)
-        return {
-            "acc": acc,
-            "rmse": rmse,
-            "crps": sums["crps"] / w,
-            "crpss": 1.0 - sums["crps"] / sums["crps_clim"],
-            "rpss": 1.0 - sums["rps"] / sums["rps_clim"],
-            "spread_error": np.where(rmse > 0, spread / rmse, np.nan),
-        }
+        ratio = np.where((rmse > 0) & (members > 1), spread / rmse, np.nan)
+        return skill_from_sums(sums) | {"rmse": rmse, "crps": sums["crps"] / w, "spread_error": ratio}
 
 
 def roc_area(probabilities: np.ndarray, events: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ references (e.g. the coarse forecast interpolated, baselines applied member
 by member), and the differences of skill (ΔACC, ΔCRPSS, ΔRPSS) come with
 intervals and significance maps from the same, paired, resamples.
 
-The fields are read in bands of latitude, so the working memory stays small
-however many starts, members and points the hindcast has. A point is scored
+The fields are read in bands of latitude, scored in parallel threads (up to
+4, as many as there are CPUs), so the working memory stays small however
+many starts, members and points the hindcast has. A point is scored
 at a start and lead where the observation, every member of every forecast
 and the climatological ensemble are valid, so all forecasts are compared
 on the same samples.
@@ -19,7 +20,10 @@ on the same samples.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +58,7 @@ DIFFERENCE_SCORES = ("acc", "crpss", "rpss")
 _EVENTS = ("lower", "upper")
 _BLOCK_VALUES = 8 * 2**20  # member values read per band
 _RESAMPLED_VALUES = 2**19  # values of one resampled statistic held at a time
+_THREADS = 4  # bands scored at once, at most (and at most the CPUs)
 
 
 @dataclass(frozen=True)
@@ -223,15 +228,19 @@ class _Scorer:
             for score in DIFFERENCE_SCORES
             for part in ("", "_p_value")
         }
-        self.area_sums = np.zeros((models, len(fs.SUM_NAMES), years, leads))
+        self.area_sums = np.zeros((models, years, len(fs.SUM_NAMES), leads))
         self.acc_area = np.zeros((models, 2, resamples, leads))  # weighted sum of ACC, weight of finite ACC
         self.counts = np.zeros((models, 2, years, leads, self.members + 1, 2))
         self.valid_points = 0
+        self.lock = threading.Lock()
 
     def run(self) -> ForecastScores:
         rows = max(1, _BLOCK_VALUES // max(1, self.n * self.members * self.leads * self.nx))
-        for start in range(0, self.ny, rows):
-            self._band(slice(start, min(start + rows, self.ny)))
+        bands = [slice(start, min(start + rows, self.ny)) for start in range(0, self.ny, rows)]
+        threads = min(_THREADS, os.cpu_count() or 1, len(bands))
+        with ThreadPoolExecutor(max_workers=threads) as pool:  # NumPy and BLAS release the GIL
+            for done in pool.map(self._band, bands):
+                assert done is None
         if self.valid_points == 0:
             raise DataError(
                 "no point has a valid observation and valid forecasts at any start and lead (everything is NaN in at "
@@ -253,64 +262,90 @@ class _Scorer:
             values -= climatology(mean, self.starts, leave_one_out=self.options.leave_one_out)[:, None]
             valid &= np.isfinite(values).all(axis=1)
             anomalies[name] = values
-        self.valid_points += int(valid.sum())
+        with self.lock:
+            self.valid_points += int(valid.sum())
         weight = valid.astype(np.float64)
-        observed = np.where(valid, observed, np.nan)
+        everywhere = bool(valid.all())
+        observed = observed if everywhere else np.where(valid, observed, np.nan)
         observed_terciles = fs.tercile_edges(observed, self.starts.months, axis=())
         area = np.repeat(self.lat_weights[rows], self.nx)  # (P,)
         statistics = []
         for model, name in enumerate(self.names):
-            members = np.where(valid[:, None], anomalies.pop(name), np.nan)
+            members = anomalies.pop(name)
+            if not everywhere:
+                members = np.where(valid[:, None], members, np.nan)
             terciles = fs.tercile_edges(members, self.starts.months, axis=(1,))
             items = fs.start_statistics(members, observed, terciles, observed_terciles)
+            del members
             items["w"], items["crps_clim"] = weight, clim_crps
-            sums = np.stack([np.where(valid, items[key], 0.0) for key in fs.SUM_NAMES])  # (S, n, L, P)
-            per_year = np.einsum("yn,snlp->sylp", self.one_hot, sums)
-            self.area_sums[model] += per_year @ area
-            for index, event in enumerate(_EVENTS):
-                self.counts[model, index] += fs.event_counts(
-                    np.where(valid, items[f"k_{event}"], 0),
-                    np.where(valid, items[f"e_{event}"], 0.0),
-                    weight * area,
-                    self.year_index,
-                    self.years.size,
-                    self.members,
+            sums = np.stack([np.where(valid, items[key], 0.0) for key in fs.SUM_NAMES], axis=1)  # (n, S, L, P)
+            per_year = (self.one_hot @ sums.reshape(self.n, -1)).reshape(self.years.size, *sums.shape[1:])
+            area_sums = per_year @ area
+            total = fs.scores_from_sums(dict(zip(fs.SUM_NAMES, per_year.sum(axis=0))), self.members)
+            for score, values in total.items():
+                self.maps[score][model, :, rows] = values.reshape(self.leads, count, self.nx)
+            finite = np.isfinite(total["acc"])
+            acc_sum, acc_weight = np.where(finite, total["acc"], 0.0) @ area, finite @ area
+            counts = []
+            for event in _EVENTS:
+                counts.append(
+                    fs.event_counts(
+                        np.where(valid, items[f"k_{event}"], 0),
+                        np.where(valid, items[f"e_{event}"], 0.0),
+                        weight * area,
+                        self.year_index,
+                        self.years.size,
+                        self.members,
+                    )
                 )
                 roc = fs.roc_area(items[f"p_{event}"], np.where(valid, items[f"e_{event}"], 0.0), weight)
                 self.maps[f"roc_{event}"][model, :, rows] = roc.reshape(self.leads, count, self.nx)
+            with self.lock:
+                self.area_sums[model] += area_sums
+                self.acc_area[model, 0, 0] += acc_sum
+                self.acc_area[model, 1, 0] += acc_weight
+                self.counts[model] += np.stack(counts)
             statistics.append(per_year)
         self._resampled(statistics, rows, area)
 
     def _resampled(self, statistics: list[np.ndarray], rows: slice, area: np.ndarray) -> None:
-        """Scores of every resample at the points of ``rows``: maps, ACC area sums, difference maps."""
-        resamples = self.weights.shape[0]
-        points = area.size
+        """ACC, CRPSS and RPSS of every bootstrap resample at the points of ``rows``: ACC area sums, p-value maps.
+
+        ``statistics`` holds each model's per-year sums (Y, S, L, P). The
+        resamples are summed in float32 (with BLAS), enough for intervals and p-values.
+        """
+        weights = self.weights[1:].astype(np.float32)  # (B, Y)
+        resamples, points = weights.shape[0], area.size
+        shared = [fs.SUM_NAMES.index(key) for key in ("w", "o", "oo", "crps_clim", "rps_clim")]
+        own = [fs.SUM_NAMES.index(key) for key in ("m", "mm", "mo", "crps", "rps")]
         step = max(1, _RESAMPLED_VALUES // (resamples * self.leads))
-        shape = (self.leads, rows.stop - rows.start, self.nx)
-        maps = {score: np.full((len(self.names), self.leads, points), np.nan) for score in self.maps}
-        deltas = {name: np.full((len(self.names) - 1, self.leads, points), np.nan) for name in self.delta_maps}
+        p_values = {score: np.full((len(self.names) - 1, self.leads, points), np.nan) for score in DIFFERENCE_SCORES}
+
+        def resample(per_year: np.ndarray, keys: list[int], part: slice) -> dict[str, np.ndarray]:
+            values = per_year[:, keys, :, part].astype(np.float32)
+            summed = (weights @ values.reshape(values.shape[0], -1)).reshape(resamples, *values.shape[1:])
+            return {fs.SUM_NAMES[key]: summed[:, index] for index, key in enumerate(keys)}
+
         for first in range(0, points, step):
             part = slice(first, min(first + step, points))
-            scores = []
+            common = resample(statistics[0], shared, part)
+            skills = []
             for model, per_year in enumerate(statistics):
-                sums = np.einsum("ry,sylp->srlp", self.weights, per_year[..., part])
-                result = fs.scores_from_sums(dict(zip(fs.SUM_NAMES, sums)), self.members)
-                for score, values in result.items():
-                    maps[score][model, :, part] = values[0]
-                finite = np.isfinite(result["acc"])
-                self.acc_area[model, 0] += np.where(finite, result["acc"], 0.0) @ area[part]
-                self.acc_area[model, 1] += finite @ area[part]
-                scores.append(result)
+                skill = fs.skill_from_sums(common | resample(per_year, own, part))
+                finite = np.isfinite(skill["acc"])
+                acc_sum, acc_weight = np.where(finite, skill["acc"], 0.0) @ area[part], finite @ area[part]
+                with self.lock:
+                    self.acc_area[model, 0, 1:] += acc_sum
+                    self.acc_area[model, 1, 1:] += acc_weight
+                skills.append(skill)
             for reference in range(1, len(self.names)):
                 for score in DIFFERENCE_SCORES:
-                    delta = scores[0][score] - scores[reference][score]
-                    deltas[f"delta_{score}"][reference - 1, :, part] = delta[0]
-                    deltas[f"delta_{score}_p_value"][reference - 1, :, part] = fs.p_values(delta[1:])
-        for score, values in maps.items():
-            if not score.startswith("roc"):
-                self.maps[score][:, :, rows] = values.reshape(len(self.names), *shape)
-        for name, values in deltas.items():
-            self.delta_maps[name][:, :, rows] = values.reshape(len(self.names) - 1, *shape)
+                    p_values[score][reference - 1, :, part] = fs.p_values(skills[0][score] - skills[reference][score])
+        shape = (len(self.names) - 1, self.leads, rows.stop - rows.start, self.nx)
+        for score in DIFFERENCE_SCORES:
+            self.delta_maps[f"delta_{score}_p_value"][:, :, rows] = p_values[score].reshape(shape)
+            delta = self.maps[score][:1, :, rows] - self.maps[score][1:, :, rows]
+            self.delta_maps[f"delta_{score}"][:, :, rows] = delta
 
     def _assemble(self) -> ForecastScores:
         data = self.first.data
@@ -320,7 +355,7 @@ class _Scorer:
         models = xr.DataArray(self.names, dims="model", name="model")
         references = xr.DataArray(self.names[1:], dims="reference", name="reference")
         bounds = xr.DataArray(["lower", "upper"], dims="bound", name="bound")
-        resampled = np.einsum("ry,msyl->msrl", self.weights, self.area_sums)  # (model, S, R, L)
+        resampled = np.einsum("ry,mysl->msrl", self.weights, self.area_sums)  # (model, S, R, L)
         area = fs.scores_from_sums(dict(zip(fs.SUM_NAMES, np.moveaxis(resampled, 1, 0))), self.members)
         with np.errstate(divide="ignore", invalid="ignore"):
             area["acc"] = self.acc_area[:, 0] / np.where(self.acc_area[:, 1] > 0, self.acc_area[:, 1], np.nan)
