@@ -56,7 +56,7 @@ DIFFERENCE_SCORES = ("acc", "crpss", "rpss")
 """The scores whose difference from each reference is given with intervals and significance maps."""
 
 _EVENTS = ("lower", "upper")
-_BLOCK_VALUES = 8 * 2**20  # member values read per band
+_BLOCK_VALUES = 2**21  # member values read per band: arrays under 32 MiB, which malloc reuses without page faults
 _RESAMPLED_VALUES = 2**19  # values of one resampled statistic held at a time
 _THREADS = 4  # bands scored at once, at most (and at most the CPUs)
 
