@@ -208,3 +208,22 @@ def test_differences_against_a_noisier_reference_are_positive_and_significant():
         - float(scores.area["acc"].sel(model="noisy").isel(lead=0)),
         float(good["delta_acc"].isel(lead=0)),
     )
+
+
+def test_scores_do_not_depend_on_the_bands_read_and_scored(monkeypatch):
+    from dl4ds.evaluation import forecast_verification
+
+    hindcast, observations = make_hindcast(6, 4, 2, 7, 5, seed=8)
+    noisy = hindcast.copy()
+    noisy["tas"] = hindcast["tas"] + np.random.default_rng(1).normal(0, 1.0, hindcast["tas"].shape).astype(np.float32)
+    forecasts = {"a": hindcast, "b": noisy}
+    whole = ForecastVerification({"resamples": 30}).score(forecasts, observations)
+    monkeypatch.setattr(forecast_verification, "_BLOCK_VALUES", 1)  # one row per band
+    monkeypatch.setattr(forecast_verification, "_READ_VALUES", 3 * 6 * 4 * 2 * 5)  # three rows per read: 3, 3, 1
+    monkeypatch.setattr(forecast_verification, "_RESAMPLED_VALUES", 31 * 2 * 2)  # two points per resampled part
+    banded = ForecastVerification({"resamples": 30}).score(forecasts, observations)
+    for part in ("area", "maps", "differences", "difference_maps", "reliability"):
+        for name, values in getattr(whole, part).data_vars.items():
+            np.testing.assert_allclose(
+                getattr(banded, part)[name].values, values.values, rtol=1e-6, atol=1e-9, err_msg=name
+            )

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
+from dl4ds.evaluation.forecast import Aggregation
 from dl4ds.utils.options import Options
 
 
 class ForecastOptions(Options):
     """How a hindcast is matched to the observations, turned into anomalies and scored with confidence."""
 
-    aggregation: Literal["mean"] | None = Field(
+    aggregation: Aggregation = Field(
         default=None,
         description="how observations finer than the forecast's period (daily data for monthly forecasts) are "
         "brought to it: mean, the mean of the observations in each period; none refuses them",

@@ -47,7 +47,6 @@ import numpy as np
 from dl4ds.evaluation import statistics as stats
 
 __all__ = [
-    "SKILL_SUMS",
     "SUM_NAMES",
     "climatological_crps",
     "event_counts",
@@ -193,12 +192,9 @@ def start_statistics(
     }
 
 
-SKILL_SUMS = ("w", "m", "o", "mm", "oo", "mo", "crps", "crps_clim", "rps", "rps_clim")
-"""The sums :func:`skill_from_sums` needs."""
-
-
 def skill_from_sums(sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """ACC, CRPSS and RPSS from weighted sums of the :data:`SKILL_SUMS` (arrays of one shape); NaN where undefined."""
+    """ACC, CRPSS and RPSS from weighted sums of ``w``, ``m``, ``o``, ``mm``, ``oo``, ``mo``, ``crps``, ``crps_clim``,
+    ``rps`` and ``rps_clim`` (arrays of one shape); NaN where undefined."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return {
             "acc": stats.correlation(

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,8 @@ DIFFERENCE_SCORES = ("acc", "crpss", "rpss")
 """The scores whose difference from each reference is given with intervals and significance maps."""
 
 _EVENTS = ("lower", "upper")
-_BLOCK_VALUES = 2**21  # member values read per band: arrays under 32 MiB, which malloc reuses without page faults
+_BLOCK_VALUES = 2**21  # member values scored per band: arrays under 32 MiB, which malloc reuses without page faults
+_READ_VALUES = 2**25  # member values read at once per forecast (128 MiB of float32)
 _RESAMPLED_VALUES = 2**19  # values of one resampled statistic held at a time
 _THREADS = 4  # bands scored at once, at most (and at most the CPUs)
 
@@ -235,12 +237,17 @@ class _Scorer:
         self.lock = threading.Lock()
 
     def run(self) -> ForecastScores:
-        rows = max(1, _BLOCK_VALUES // max(1, self.n * self.members * self.leads * self.nx))
-        bands = [slice(start, min(start + rows, self.ny)) for start in range(0, self.ny, rows)]
-        threads = min(_THREADS, os.cpu_count() or 1, len(bands))
+        per_row = max(1, self.n * self.members * self.leads * self.nx)
+        rows = max(1, _BLOCK_VALUES // per_row)
+        reads = rows * max(1, _READ_VALUES // (rows * per_row))  # rows read at once: fewer, larger reads
+        threads = min(_THREADS, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=threads) as pool:  # NumPy and BLAS release the GIL
-            for done in pool.map(self._band, bands):
-                assert done is None
+            for first in range(0, self.ny, reads):
+                block = slice(first, min(first + reads, self.ny))
+                values = {name: item.data.isel(lat=block).values for name, item in self.hindcasts.items()}
+                bands = [slice(start, min(start + rows, block.stop)) for start in range(block.start, block.stop, rows)]
+                for done in pool.map(partial(self._band, block=values, offset=first), bands):
+                    assert done is None
         if self.valid_points == 0:
             raise DataError(
                 "no point has a valid observation and valid forecasts at any start and lead (everything is NaN in at "
@@ -248,7 +255,8 @@ class _Scorer:
             )
         return self._assemble()
 
-    def _band(self, rows: slice) -> None:
+    def _band(self, rows: slice, block: Mapping[str, np.ndarray], offset: int) -> None:
+        """Score the points of ``rows``; ``block`` holds each forecast's rows from ``offset`` on, as read."""
         count = rows.stop - rows.start
         points = count * self.nx
         observed = self.observed[:, :, rows].reshape(self.n, self.leads, points)
@@ -256,7 +264,7 @@ class _Scorer:
         anomalies = {}
         valid = np.isfinite(observed) & np.isfinite(clim_crps)
         for name in self.names:
-            values = self.hindcasts[name].data.isel(lat=rows).values.astype(np.float64)
+            values = block[name][..., rows.start - offset : rows.stop - offset, :].astype(np.float64)
             values = values.reshape(self.n, self.members, self.leads, points)
             mean = values.mean(axis=1)
             values -= climatology(mean, self.starts, leave_one_out=self.options.leave_one_out)[:, None]
