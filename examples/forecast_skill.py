@@ -47,6 +47,7 @@ SCALE = 4
 def hindcasts() -> tuple[xr.Dataset, xr.Dataset]:
     """The 1 degree SEAS5 hindcast cut to a multiple of the scale, and its 4 degree block means."""
     fine = dl4ds.datasets.seas5_tas_hindcast().drop_vars("valid_time_bnds")
+    fine["valid_time"].attrs.pop("bounds", None)
     fine = fine.isel(latitude=slice(0, 20), longitude=slice(0, 52))
     coarse = fine.coarsen(latitude=SCALE, longitude=SCALE).mean(keep_attrs=True)
     coarse.attrs["title"] = "SEAS5 hindcast block-averaged to 4 degrees (dl4ds example)"

@@ -371,6 +371,12 @@ def evaluate(
     type=click.Path(exists=True, dir_okay=False),
     help="Checkpoint of the model that downscaled HINDCAST: its training data fit the learning baselines.",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Experiment YAML whose training data fit the learning baselines (instead of --checkpoint).",
+)
 @click.option("--name", default="downscaled", show_default=True, help="Name of HINDCAST in the report.")
 @click.option("--variable", help="Variable to verify (default: the only one).")
 @option_fields(ForecastOptions)
@@ -385,6 +391,7 @@ def evaluate_forecast(
     baselines: str,
     coarse: str | None,
     checkpoint: str | None,
+    config_path: str | None,
     name: str,
     variable: str | None,
     **options: Any,
@@ -427,9 +434,11 @@ def evaluate_forecast(
                 f"--baselines needs the coarse hindcast: give --coarse PATH ({hindcast} names none in its "
                 f"{INPUT_ATTRIBUTE} attribute)"
             )
+        if checkpoint is not None and config_path is not None:
+            raise click.UsageError("give --checkpoint or --config, not both: the experiment the baselines learn from")
         train = None
-        if checkpoint is not None:
-            experiment = Experiment.of_checkpoint(checkpoint)
+        if checkpoint is not None or config_path is not None:
+            experiment = Experiment.of_checkpoint(checkpoint) if checkpoint else Experiment.from_yaml(str(config_path))
             train = experiment.pair().select_time(*experiment.config.data.train_period, role="train_period")
         defaults = BaselineOptions()
         baseline_options = BaselineOptions(

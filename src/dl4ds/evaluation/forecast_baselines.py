@@ -62,7 +62,7 @@ def baseline_hindcasts(
     if learning and train is None:
         raise DataError(
             f"the baselines {learning} learn from training data; give the checkpoint of the model the hindcast was "
-            "downscaled with (CLI: --checkpoint), whose training period they are fitted on, or choose "
+            "downscaled with (CLI: --checkpoint, or the experiment YAML with --config), whose training period they are fitted on, or choose "
             "interpolation baselines (nearest, bilinear, bicubic, conservative)."
         )
     source = Hindcast.of(
