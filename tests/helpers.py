@@ -221,3 +221,62 @@ def tuning_config(tmp_path: Path, parameters: dict, *, name: str = "tune", train
 
 TINY_DIFFUSION = {"regressor_params": SMALL_PARAMS, "n_filters": 8, "depth": 1, "embedding": 8}
 """Parameters of a residual_diffusion model small enough for fast tests."""
+
+
+# --- hindcasts ---------------------------------------------------------------------------------------------------
+
+
+def make_hindcast(
+    years: int = 6,
+    members: int = 5,
+    leads: int = 3,
+    ny: int = 3,
+    nx: int = 4,
+    *,
+    signal: float = 1.0,
+    noise: float = 1.0,
+    seed: int = 0,
+    start_month: int = 11,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """A synthetic monthly hindcast (SEAS5/C3S layout) and the monthly observations of its valid months.
+
+    The hindcast has dims (forecast_reference_time, realization, forecastMonth,
+    latitude, longitude) and variable ``tas`` in K; each member is
+    ``signal * s + noise * e`` for the observed anomaly ``s`` (standard normal)
+    and independent noise ``e``. The observations (``time``, month starts) are
+    ``280 + s`` plus a fixed pattern; the forecasts are offset by 2 K.
+    """
+    rng = np.random.default_rng(seed)
+    starts = pd.to_datetime([f"{2000 + year}-{start_month:02d}-01" for year in range(years)])
+    lat, lon = 40.0 + np.arange(ny), -5.0 + np.arange(nx)
+    state = rng.standard_normal((years, leads, ny, nx))
+    pattern = np.linspace(0, 3, ny * nx).reshape(ny, nx)
+    members_values = (
+        282.0 + pattern + signal * state[:, None] + noise * rng.standard_normal((years, members, leads, ny, nx))
+    )
+    valid = np.array([[start + pd.DateOffset(months=lead) for lead in range(leads)] for start in starts])
+    hindcast = xr.Dataset(
+        {
+            "tas": (
+                ("forecast_reference_time", "realization", "forecastMonth", "latitude", "longitude"),
+                members_values.astype(np.float32),
+                {"units": "K", "standard_name": "air_temperature"},
+            )
+        },
+        coords={
+            "forecast_reference_time": starts,
+            "realization": np.arange(1, members + 1),
+            "forecastMonth": np.arange(1, leads + 1),
+            "latitude": lat,
+            "longitude": lon,
+            "valid_time": (("forecast_reference_time", "forecastMonth"), valid.astype("datetime64[ns]")),
+        },
+    )
+    times = valid.ravel()
+    order = np.argsort(times)
+    observed = (280.0 + pattern + state).reshape(years * leads, ny, nx)[order]
+    observations = xr.Dataset(
+        {"tas": (("time", "latitude", "longitude"), observed.astype(np.float32), {"units": "K"})},
+        coords={"time": times[order].astype("datetime64[ns]"), "latitude": lat, "longitude": lon},
+    )
+    return hindcast, observations

@@ -1,4 +1,4 @@
-"""The ``dl4ds`` command line: demo, train, tune, downscale, evaluate, models, export."""
+"""The ``dl4ds`` command line: demo, train, tune, downscale, evaluate, evaluate-forecast, models, export."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 
 from dl4ds.baselines.options import BaselineOptions, BCSDOptions, LapseRateOptions, RegressionOptions
 from dl4ds.errors import DL4DSError
+from dl4ds.evaluation.forecast_options import ForecastOptions
 from dl4ds.evaluation.options import EvaluateInputOptions
 from dl4ds.evaluation.precipitation import PrecipitationOptions
 from dl4ds.inference.options import DownscaleOptions
@@ -342,6 +343,136 @@ def evaluate(
     click.echo(f"report: {result.report}")
 
 
+@main.command(name="evaluate-forecast")
+@click.argument("hindcast", type=click.Path())
+@click.argument("observations", type=click.Path())
+@click.option("-o", "--output", "report_dir", required=True, type=click.Path(), help="Report directory to write.")
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    metavar="NAME:PATH",
+    help="A reference forecast of the same layout (grid, starts, members, leads), e.g. interpolated:seas5_interp.nc. "
+    "Repeatable.",
+)
+@click.option(
+    "--baselines",
+    default="",
+    help="Comma-separated baselines (or 'all') applied member by member to the coarse hindcast (--coarse) as references.",
+)
+@click.option(
+    "--coarse",
+    type=click.Path(),
+    help="The coarse hindcast the HINDCAST was downscaled from, for --baselines  [default: the file HINDCAST names "
+    "in its dl4ds_input attribute].",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Checkpoint of the model that downscaled HINDCAST: its training data fit the learning baselines.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Experiment YAML whose training data fit the learning baselines (instead of --checkpoint).",
+)
+@click.option("--name", default="downscaled", show_default=True, help="Name of HINDCAST in the report.")
+@click.option("--variable", help="Variable to verify (default: the only one).")
+@option_fields(ForecastOptions)
+@option_fields(BCSDOptions, prefix="bcsd")
+@option_fields(LapseRateOptions, prefix="lapse_rate")
+@option_fields(RegressionOptions, prefix="regression")
+def evaluate_forecast(
+    hindcast: str,
+    observations: str,
+    report_dir: str,
+    references: tuple[str, ...],
+    baselines: str,
+    coarse: str | None,
+    checkpoint: str | None,
+    config_path: str | None,
+    name: str,
+    variable: str | None,
+    **options: Any,
+) -> None:
+    """Verify the (downscaled) HINDCAST ensemble against OBSERVATIONS per lead time, beside reference forecasts.
+
+    HINDCAST has init (forecast_reference_time), member (realization, number)
+    and lead (forecastMonth, lead_time, step) dims. Scores per lead, as maps and
+    area means: ensemble-mean ACC and anomaly RMSE, CRPS and CRPSS, tercile
+    RPSS, ROC areas, spread-error ratio and reliability diagrams, with block
+    bootstrap intervals over the start years; and the differences of skill
+    (ACC, CRPSS, RPSS) of HINDCAST minus each reference, with significance
+    maps. Writes an HTML report with a section per lead, scores.nc and CSV tables.
+    """
+    from dl4ds.evaluation.forecast import Hindcast
+    from dl4ds.evaluation.forecast_baselines import baseline_hindcasts
+    from dl4ds.evaluation.forecast_report import write_forecast_report
+    from dl4ds.evaluation.forecast_verification import ForecastVerification
+    from dl4ds.evaluation.pipeline import parse_baselines
+    from dl4ds.experiment import Experiment
+    from dl4ds.io import INPUT_ATTRIBUTE, check_not_input, open_data
+
+    chosen = {key: options[key] for key in ForecastOptions.model_fields if options.get(key) is not None}
+    verification = ForecastVerification(ForecastOptions.parse(chosen, "evaluate-forecast options"))
+    paths = {name: hindcast}
+    for item in references:
+        label, sep, path = item.partition(":")
+        if not sep or not label or not path:
+            raise click.BadParameter(f"{item!r} is not NAME:PATH", param_hint="--reference")
+        if label in paths:
+            raise click.BadParameter(f"the name {label!r} is given twice", param_hint="--reference")
+        paths[label] = path
+    check_not_input(report_dir, [*paths.values(), observations, *([coarse] if coarse else [])])
+    forecasts: dict[str, Any] = {label: open_data(path) for label, path in paths.items()}
+    names = parse_baselines(baselines) if baselines else []
+    if names:
+        source = coarse or forecasts[name].attrs.get(INPUT_ATTRIBUTE)
+        if not source:
+            raise click.UsageError(
+                f"--baselines needs the coarse hindcast: give --coarse PATH ({hindcast} names none in its "
+                f"{INPUT_ATTRIBUTE} attribute)"
+            )
+        if checkpoint is not None and config_path is not None:
+            raise click.UsageError("give --checkpoint or --config, not both: the experiment the baselines learn from")
+        train = None
+        if checkpoint is not None or config_path is not None:
+            experiment = Experiment.of_checkpoint(checkpoint) if checkpoint else Experiment.from_yaml(str(config_path))
+            train = experiment.pair().select_time(*experiment.config.data.train_period, role="train_period")
+        defaults = BaselineOptions()
+        baseline_options = BaselineOptions(
+            **{
+                section: getattr(defaults, section).updated(
+                    f"--{section.replace('_', '-')}-* options", **given_options(options, section)
+                )
+                for section in BaselineOptions.model_fields
+            }
+        )
+        fine = Hindcast.of(forecasts[name], variable=variable, role=f"forecast {name!r}")
+        made = baseline_hindcasts(
+            names,
+            open_data(str(source).split(",")[0].strip()),
+            fine,
+            train=train,
+            options=baseline_options,
+            variable=variable,
+        )
+        for label in made:
+            if label in forecasts:
+                raise click.BadParameter(
+                    f"the name {label!r} is both a reference and a baseline", param_hint="--reference"
+                )
+        forecasts.update(made)
+    scores = verification.score(forecasts, open_data(observations), variable=variable)
+    notes = [f"{label}: {path}" for label, path in paths.items()] + [f"observations: {observations}"]
+    if names:
+        notes.append(f"baselines {', '.join(names)} applied member by member to the coarse hindcast")
+    report = write_forecast_report(scores, report_dir, notes=notes)
+    _print_forecast_scores(scores)
+    click.echo(f"report: {report}")
+
+
 @main.command(name="models")
 @click.argument("name", required=False)
 def list_models_command(name: str | None) -> None:
@@ -370,6 +501,26 @@ def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
     click.echo(f"{'model':24s}" + "".join(f"{n:>13s}" for n in names))
     for method, values in metrics.items():
         click.echo(f"{method:24s}" + "".join(f"{values[n]:13.4f}" for n in names))
+
+
+def _print_forecast_scores(scores: Any) -> None:
+    """Per-lead ACC and CRPSS with intervals, then the differences from each reference."""
+    table = scores.table(("acc", "crpss"))
+    click.echo(f"{'model':20s}{'lead':>8s}{'ACC [interval]':>28s}{'CRPSS [interval]':>28s}")
+    for row in table.itertuples():
+        acc = f"{row.acc:.3f} [{row.acc_low:.3f}, {row.acc_high:.3f}]"
+        crpss = f"{row.crpss:.3f} [{row.crpss_low:.3f}, {row.crpss_high:.3f}]"
+        click.echo(f"{row.model:20s}{row.lead:>8s}{acc:>28s}{crpss:>28s}")
+    if scores.references:
+        differences = scores.difference_table()
+        click.echo(f"{'minus reference':20s}{'lead':>8s}{'dACC [interval] p':>34s}{'dCRPSS [interval] p':>34s}")
+        for row in differences.itertuples():
+            acc = f"{row.delta_acc:+.3f} [{row.delta_acc_low:+.3f}, {row.delta_acc_high:+.3f}] {row.delta_acc_p_value:.2f}"
+            crpss = (
+                f"{row.delta_crpss:+.3f} [{row.delta_crpss_low:+.3f}, {row.delta_crpss_high:+.3f}] "
+                f"{row.delta_crpss_p_value:.2f}"
+            )
+            click.echo(f"{row.reference:20s}{row.lead:>8s}{acc:>34s}{crpss:>34s}")
 
 
 @main.command(name="export")

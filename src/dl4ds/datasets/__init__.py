@@ -8,6 +8,10 @@ Sources and licences are listed in ``data/SOURCES.md`` beside this module:
   (Met Office UKV orography, OGL v3; GLOBE land mask, public domain).
 - :func:`glosea4_ensemble`: Met Office GloSea4 seasonal forecast, 13 members x
   6 monthly means of surface temperature on the N96 grid (OGL v3).
+- :func:`seas5_tas_hindcast`: ECMWF SEAS5 hindcast of monthly 2 m temperature,
+  15 members x 6 November starts (2000-2005) x 3 lead months, 1 degree over the
+  Mediterranean, and :func:`era5_tas_monthly`: ERA5 for its 18 verifying
+  months on the same grid (Copernicus C3S; the subset of the CSTools sample data).
 """
 
 from importlib import resources
@@ -17,12 +21,14 @@ import xarray as xr
 
 from dl4ds.errors import DataError
 
-__all__ = ["era5_t2m_uk", "glosea4_ensemble", "names", "path", "uk_static"]
+__all__ = ["era5_t2m_uk", "era5_tas_monthly", "glosea4_ensemble", "names", "path", "seas5_tas_hindcast", "uk_static"]
 
 _FILES = {
     "era5_t2m_uk": "era5_t2m_uk_201903.nc",
     "uk_static": "uk_static_0p25.nc",
     "glosea4_ensemble": "glosea4_ts_nweurope_2011.nc",
+    "seas5_tas_hindcast": "seas5_tas_med_hindcast_2000_2005.nc",
+    "era5_tas_monthly": "era5_tas_med_monthly_2000_2006.nc",
 }
 
 
@@ -65,3 +71,23 @@ def glosea4_ensemble() -> xr.Dataset:
     ``forecast_reference_time`` per member.
     """
     return _open("glosea4_ensemble")
+
+
+def seas5_tas_hindcast() -> xr.Dataset:
+    """ECMWF SEAS5 hindcast of monthly mean 2 m temperature ``tas`` (K).
+
+    Dims (forecast_reference_time: 6, realization: 15, forecastMonth: 3,
+    latitude: 22, longitude: 53): November starts 2000-2005, lead months 1-3
+    (November to January; 1 is the start month), 1 degree grid over 27-48 N,
+    12 W-40 E, with ``valid_time`` (forecast_reference_time, forecastMonth).
+    """
+    return _open("seas5_tas_hindcast")
+
+
+def era5_tas_monthly() -> xr.Dataset:
+    """ERA5 monthly mean 2 m temperature ``tas`` (K) of the 18 months :func:`seas5_tas_hindcast` verifies at.
+
+    Dims (time: 18, latitude: 22, longitude: 53), month starts of November,
+    December and January 2000/01 to 2005/06, on the hindcast's 1 degree grid.
+    """
+    return _open("era5_tas_monthly")

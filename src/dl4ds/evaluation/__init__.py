@@ -1,6 +1,8 @@
 """Verification of downscaled fields: metrics, skill against the baseline ladder, reports; :func:`verify` does it all."""
 
 from dl4ds.baselines import Baseline, create_baseline, list_baselines
+from dl4ds.evaluation.forecast_options import ForecastOptions
+from dl4ds.evaluation.forecast_verification import ForecastScores, ForecastVerification
 from dl4ds.evaluation.metrics import compute_metrics, rmse_map
 from dl4ds.evaluation.pipeline import Evaluation, VerificationResult, verify
 from dl4ds.evaluation.plots import plot_comparison, plot_metric_maps
@@ -12,6 +14,9 @@ __all__ = [
     "METRICS",
     "Baseline",
     "Evaluation",
+    "ForecastOptions",
+    "ForecastScores",
+    "ForecastVerification",
     "Scores",
     "Verification",
     "VerificationResult",

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from dl4ds._version import __version__
 from dl4ds.data import units
 from dl4ds.data.fields import VariableSpec, as_dataset, check_variables, replace_infinite, select_variables
+from dl4ds.data.forecast_dims import LEAD_DIMS
 from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, coordinate_names, latitude_descending, standardize
 from dl4ds.data.pairing import NO_PADDING
 from dl4ds.data.regrid import RegridMethod
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LEAD_DIMS = ("lead_time", "leadtime", "step", "forecastMonth", "forecast_period", "lead")
 BLOCK_BYTES = 32 * 2**20  # fine output per block (and per output chunk), before the sample dim
 _BLOCK_PREFIX = "dl4ds-downscale-"
 

@@ -1,0 +1,13 @@
+"""The names dl4ds recognises for the dimensions of a forecast: initialisation (start) and lead time.
+
+The ensemble dimension's names are :data:`dl4ds.evaluation.alignment.MEMBER_DIMS`;
+latitude, longitude and time are found by :func:`dl4ds.data.grid.standardize`.
+"""
+
+from __future__ import annotations
+
+LEAD_DIMS = ("lead_time", "leadtime", "step", "forecastMonth", "forecast_period", "lead")
+"""Names of a lead-time dimension, in the order they are looked for."""
+
+INIT_DIMS = ("init", "forecast_reference_time", "init_time", "initial_time", "start_date", "sdate", "reftime")
+"""Names of an initialisation (start date) dimension, in the order they are looked for."""
