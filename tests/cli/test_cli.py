@@ -8,8 +8,9 @@ import pytest
 import xarray as xr
 import yaml
 from click.testing import CliRunner
-from helpers import era5_week_on_grid
+from helpers import cf_problems, era5_week_on_grid
 
+from dl4ds import datasets
 from dl4ds.cli import main
 from dl4ds.io import write_netcdf
 
@@ -74,6 +75,10 @@ def test_train_writes_checkpoints_metrics_and_report(trained_run):
     assert metrics["bicubic"]["crps"] == metrics["bicubic"]["mae"]  # the CRPS of a single field is its MAE
     with xr.open_dataset(run / "test_downscaled.nc") as out:
         assert out["t2m"].shape == (24, 32, 48)
+        assert out.attrs["license"] == datasets.era5_t2m_uk().attrs["license"]
+    # outputs of training on lazily opened data and of the whole ladder's verification
+    assert cf_problems(run / "test_downscaled.nc") == []
+    assert cf_problems(run / "report" / "metrics.nc") == []
 
 
 @pytest.mark.slow

@@ -8,16 +8,22 @@ Sources and licences are listed in ``data/SOURCES.md`` beside this module:
   (Met Office UKV orography, OGL v3; GLOBE land mask, public domain).
 - :func:`glosea4_ensemble`: Met Office GloSea4 seasonal forecast, 13 members x
   6 monthly means of surface temperature on the N96 grid (OGL v3).
+- :func:`map_lines`: Natural Earth 1:50m coastlines and land borders, drawn on
+  every map (public domain).
 """
 
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from dl4ds.errors import DataError
 
-__all__ = ["era5_t2m_uk", "glosea4_ensemble", "names", "path", "uk_static"]
+__all__ = ["era5_t2m_uk", "glosea4_ensemble", "map_lines", "names", "path", "uk_static"]
+
+_MAP_LINES = "naturalearth_50m_lines.npz"
 
 _FILES = {
     "era5_t2m_uk": "era5_t2m_uk_201903.nc",
@@ -65,3 +71,22 @@ def glosea4_ensemble() -> xr.Dataset:
     ``forecast_reference_time`` per member.
     """
     return _open("glosea4_ensemble")
+
+
+@lru_cache(maxsize=1)
+def map_lines() -> dict[str, tuple[np.ndarray, ...]]:
+    """Natural Earth 1:50m ``coastlines`` and land ``borders`` (between countries) as polylines.
+
+    Returns ``{kind: (line, ...)}`` with each line an (n, 2) float64 array of
+    (longitude, latitude) in degrees, longitudes in -180..180, to 0.01 degree.
+    Read from the package (no download); extracted once by
+    ``tools/extract_natural_earth.py`` (see ``data/SOURCES.md``).
+    """
+    with np.load(Path(str(resources.files(__name__).joinpath("data", _MAP_LINES)))) as stored:
+        scale = float(stored["scale"])
+        lines = {}
+        for kind, key in (("coastlines", "coastline"), ("borders", "border")):
+            points = stored[kind].astype(np.float64) / scale
+            ends = np.cumsum(stored[f"{key}_lengths"])
+            lines[kind] = tuple(np.split(points, ends[:-1]))
+    return lines

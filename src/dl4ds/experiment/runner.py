@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -137,6 +137,14 @@ class Experiment:
         path = data.coarse.path if data.pairing == "mos" and data.coarse is not None else data.target.path
         return ", ".join(str(resolve_source(each)) for each in expand_paths(path))
 
+    @property
+    def coarse_attributes(self) -> dict[str, object]:
+        """The global attributes (licence, source, history...) of the data the coarse inputs come from."""
+        data = self.config.data
+        source = data.coarse if data.pairing == "mos" and data.coarse is not None else data.target
+        with open_data(source.path) as ds:
+            return {str(key): value for key, value in ds.attrs.items()}
+
     def _check_prediction_source(self, prediction: xr.Dataset) -> None:
         """Warn when ``prediction`` was downscaled from other coarse data than the baselines are built from."""
         made_from = prediction.attrs.get(INPUT_ATTRIBUTE)
@@ -247,6 +255,7 @@ class Experiment:
                 seed=training.seed,
                 evaluation=self.config.evaluation,
                 source=self.coarse_source,
+                source_attributes=self.coarse_attributes,
             )
         return ExperimentResult(model=model, output_dir=self.output_dir, metrics=metrics)
 
@@ -336,6 +345,7 @@ def verify_model(
     seed: int | None = None,
     evaluation: EvaluationConfig | None = None,
     source: str | None = None,
+    source_attributes: Mapping[str, object] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Downscale the test period with ``model`` and verify it against the baseline ladder (:func:`verify`).
 
@@ -346,14 +356,15 @@ def verify_model(
     The rungs of the ladder the data does not allow (``lapse_rate`` without
     an elevation static field) are left out, and the report says why.
     ``evaluation`` gives the baselines' options and the wet-day scores' (its ``samples`` is not used here);
-    ``source``, recorded in ``test_downscaled.nc``, names where the test inputs come from.
+    ``source``, recorded in ``test_downscaled.nc``, names where the test inputs come from, and
+    ``source_attributes`` are that data's global attributes, whose licence, source and history the file keeps.
     Writes ``test_downscaled.nc``, ``metrics.json`` and the report in
     ``report/``. Returns ``{model: {metric: value}}`` with the network first,
     per target variable when there are several (keys ``model/variable``).
     """
     meta = model.metadata
     evaluation = evaluation or EvaluationConfig()
-    predicted = downscale(model, test.input_dataset(), samples=samples, seed=seed)
+    predicted = downscale(model, test.input_dataset().assign_attrs(source_attributes or {}), samples=samples, seed=seed)
     period = f"{str(test.times[0])[:16]} to {str(test.times[-1])[:16]}"
     if source is not None:
         predicted.attrs[INPUT_ATTRIBUTE] = str(source)
