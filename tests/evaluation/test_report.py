@@ -439,3 +439,29 @@ def test_headline_table_skill_against_the_best_baseline_and_not_applicable_skill
     frame = pd.read_csv(index.parent / "skill.csv")
     assert frame["bias"].isna().all() and frame["rmse"].notna().all()
     assert "| resnet_spc | n/a |" in (index.parent / "skill.md").read_text()
+
+
+def test_scores_show_as_a_table_in_notebooks(scores):
+    item = scores["t2m"]
+    frame = item.to_dataframe()
+    assert list(frame.index) == item.models and list(frame.columns) == list(item.overall.data_vars)
+    assert frame.loc["bicubic", "rmse"] == pytest.approx(float(item.overall["rmse"].sel(model="bicubic")))
+    page = item._repr_html_()
+    assert page.startswith("<div><strong>t2m (K): overall scores of 3 models</strong>")
+    assert f"{float(item.overall['rmse'].sel(model='bicubic')):.4g}" in page and "<table" in page
+
+
+def test_verification_and_tuning_results_show_their_headline_scores():
+    from pathlib import Path
+
+    from dl4ds.evaluation.pipeline import VerificationResult
+    from dl4ds.tuning.tuner import TuningResult
+
+    headline = {"resnet_spc": {"rmse": 0.41234, "mae": 0.3}, "bicubic": {"rmse": 0.9, "mae": 0.7}}
+    verified = VerificationResult({}, headline, ("bicubic",), Path("out/report/index.html"))
+    assert verified.to_dataframe().loc["bicubic", "mae"] == 0.7
+    assert ">0.4123<" in verified._repr_html_() and "out/report/index.html" in verified._repr_html_()
+    tuned = TuningResult(Path("tune"), 3, 0.5, None, {"tuned": {"rmse": 0.4}}, {"COMPLETE": 4, "PRUNED": 2})
+    assert list(tuned.to_dataframe().index) == ["tuned"]
+    assert "4 complete, 2 pruned" in tuned._repr_html_()
+    assert TuningResult(Path("t"), None, None, None, None, {}).to_dataframe().empty

@@ -8,12 +8,14 @@ so one formula covers errors (perfect 0), correlations (perfect 1) and ratios.
 
 from __future__ import annotations
 
+import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from dl4ds.errors import DataError
@@ -150,6 +152,16 @@ class Scores:
     def models(self) -> list[str]:
         return [str(m) for m in self.overall["model"].values]
 
+    def to_dataframe(self) -> pd.DataFrame:
+        """The overall scores as a table: one row per model (index ``model``), one column per metric."""
+        frame = self.overall.to_dataframe()[list(map(str, self.overall.data_vars))]
+        frame.index = frame.index.astype(str)
+        return frame
+
+    def _repr_html_(self) -> str:
+        units = f" ({self.units})" if self.units else ""
+        return frame_html(self.to_dataframe(), f"{self.variable}{units}: overall scores of {len(self.models)} models")
+
     @classmethod
     def combine(cls, parts: Sequence[Scores]) -> Scores:
         """Stack the scores of several models for the same variable and truth along ``model``."""
@@ -273,3 +285,16 @@ def near_perfect(scores: Scores, references: Sequence[str]) -> xr.Dataset:
             limit = xr.full_like(distance, NEAR_PERFECT.get(info.units, 0.0))
         result[str(name)] = (distance < limit).fillna(False)
     return xr.Dataset(result)
+
+
+def metrics_frame(metrics: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """``{model: {metric: value}}`` (the headline scores of a verification) as a table, one row per model."""
+    frame = pd.DataFrame.from_dict({str(model): dict(values) for model, values in metrics.items()}, orient="index")
+    return frame.rename_axis("model")
+
+
+def frame_html(frame: pd.DataFrame, caption: str, note: str = "") -> str:
+    """A table of scores for a notebook: 4 significant digits, a dash for NaN, under a caption."""
+    table = frame.to_html(float_format=lambda value: f"{value:.4g}", na_rep="\N{EN DASH}", border=0)
+    extra = f"<br><small>{html.escape(note)}</small>" if note else ""
+    return f"<div><strong>{html.escape(caption)}</strong>{extra}{table}</div>"

@@ -23,6 +23,7 @@ from dl4ds.data.torch_dataset import DownscalingDataset, cell_weights
 from dl4ds.data.units import with_units
 from dl4ds.errors import ConfigError, DataError
 from dl4ds.evaluation.pipeline import Evaluation, verify
+from dl4ds.evaluation.scores import frame_html, metrics_frame
 from dl4ds.evaluation.verification import Verification
 from dl4ds.experiment.config import EvaluationConfig, ExperimentConfig, VariableSource
 from dl4ds.inference.downscale import downscale
@@ -45,6 +46,14 @@ class ExperimentResult:
     model: DownscalingModel
     output_dir: Path
     metrics: dict[str, dict[str, float]] | None
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The test period's headline scores, one row per model (empty without a test period)."""
+        return metrics_frame(self.metrics or {})
+
+    def _repr_html_(self) -> str:
+        caption = f"{self.model.metadata.architecture}: scores on the test period"
+        return frame_html(self.to_dataframe(), caption, note=f"outputs in {self.output_dir}")
 
 
 @dataclass(frozen=True)
