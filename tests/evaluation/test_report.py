@@ -465,3 +465,53 @@ def test_verification_and_tuning_results_show_their_headline_scores():
     assert list(tuned.to_dataframe().index) == ["tuned"]
     assert "4 complete, 2 pruned" in tuned._repr_html_()
     assert TuningResult(Path("t"), None, None, None, None, {}).to_dataframe().empty
+
+
+# --- the page in a real browser ----------------------------------------------------------------------------------
+
+_MEASURE = """<script>
+window.addEventListener("load", () => {
+  document.querySelectorAll("details").forEach((details) => { details.open = true; });
+  const images = [...document.images];
+  const boxes = [...document.querySelectorAll(".scroll")];
+  const result = {
+    images: images.length,
+    broken: images.filter((image) => !image.complete || image.naturalWidth === 0).length,
+    page: document.documentElement.scrollWidth,
+    window: window.innerWidth,
+    widest_box: Math.max(...boxes.map((box) => box.getBoundingClientRect().right)),
+    scrolling: boxes.filter((box) => box.scrollWidth > box.clientWidth).length,
+  };
+  document.body.insertAdjacentHTML("beforeend", `<pre id="measured">${JSON.stringify(result)}</pre>`);
+});
+</script>"""
+
+
+def measured_in_chromium(page, width=1400):
+    """What headless Chromium measures of ``page`` (an HTML file) in a ``width`` px window, after load."""
+    import json
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("headless Chromium is not installed (apt-get install chromium): the page is not rendered")
+    probe = page.with_name(".measured.html")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--window-size={width},900"]
+    command += ["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    probe.unlink()
+    return json.loads(re.findall(r'<pre id="measured">(\{.*?)</pre>', dom)[-1])  # not the script's template
+
+
+@pytest.mark.slow
+def test_page_renders_in_a_browser_with_every_figure_and_tables_that_fit(report):
+    """Every embedded figure decodes, the page is no wider than a 1400 px window, and in a 600 px window the
+    tables scroll inside their boxes while the page itself does not."""
+    result = measured_in_chromium(report)
+    assert result["images"] == len(figure_names(report.parent)) and result["broken"] == 0, result
+    assert result["page"] <= result["window"] == 1400, result
+    assert result["widest_box"] <= 1400, result
+    narrow = measured_in_chromium(report, width=600)
+    assert narrow["page"] <= 600 and narrow["scrolling"] >= 1, narrow
