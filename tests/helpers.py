@@ -251,11 +251,12 @@ def cf_problems(path) -> list[str]:
                 store.to_netcdf(Path(folder) / f"{Path(path).stem}.nc", encoding=unfilled)
             path = Path(folder) / f"{Path(path).stem}.nc"
         report = Path(folder) / "report.json"
-        ComplianceChecker.run_checker(
+        _, failed = ComplianceChecker.run_checker(
             str(path), [f"cf:{CF_VERSION}"], 0, "normal", output_filename=str(report), output_format="json"
         )
         results = json.loads(report.read_text())
-    return [
+    crashed = ["error: a check raised an exception on this file (see the warnings above)"] if failed else []
+    return crashed + [
         f"{priority.split('_')[0]}: {item['name']}: {'; '.join(item['msgs'])}"
         for checker in results.values()
         for priority in ("high_priorities", "medium_priorities")

@@ -15,6 +15,8 @@ tuning), so every output gets the same attributes:
   implies one: 2 m temperature and humidity, 10 m wind;
 - ``units_metadata`` (CF-1.11) on times (no leap seconds) and on temperatures
   with a standard name (on scale);
+- string-valued dimension coordinates (model names, seasons) as auxiliary
+  label coordinates ``<dim>_label`` (CF 6.1), since coordinate variables are numeric;
 - each variable's dims in CF's recommended order: other dims (member,
   lead...) first, then time, height, latitude, longitude (a SEAS5 layout
   ``(number, forecast_reference_time, forecastMonth, ...)`` is written
@@ -92,7 +94,7 @@ def complete(ds: xr.Dataset, *, history: str | None = None, reorder: bool = True
             ds[name].attrs["units_metadata"] = "temperature: on_scale"
     ds = _with_forecast_period(ds)
     ds = _with_heights(ds)
-    return _in_cf_order(ds) if reorder else ds
+    return _in_cf_order(_labels_as_auxiliary(ds)) if reorder else ds
 
 
 def appended_history(history: object, line: str) -> str:
@@ -167,6 +169,13 @@ def _label_coordinate(ds: xr.Dataset, name: str) -> None:
     if np.issubdtype(coord.dtype, np.datetime64):  # numpy's times have no leap seconds
         attrs.setdefault("units_metadata", "leap_seconds: none")
     ds[name].attrs = attrs
+
+
+def _labels_as_auxiliary(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with each string-valued dimension coordinate (model names, seasons) renamed ``<dim>_label``, an
+    auxiliary coordinate along the dim: CF coordinate variables are numeric and monotonic (CF 6.1 labels)."""
+    labels = [name for name in ds.dims if name in ds.coords and ds[name].dtype.kind in "USO"]
+    return ds.rename_vars({name: f"{name}_label" for name in labels}) if labels else ds
 
 
 def _axis(ds: xr.Dataset, dim: Hashable) -> str:

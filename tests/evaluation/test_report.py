@@ -264,12 +264,12 @@ def test_netcdf_round_trip(report, scores):
         assert original.attrs.items() <= values.attrs.items(), name
     assert saved["t2m_rmse"].attrs == {"long_name": "root mean square error", "units": "K"}
     assert saved["pr_quantile_truth"].attrs == {"long_name": "quantiles of the truth", "units": "mm/day"}
-    assert list(saved["model"].values) == ["resnet_spc", "bicubic", "ensemble"]
-    assert list(saved["reference"].values) == ["bicubic"]
+    assert list(saved["model_label"].values) == ["resnet_spc", "bicubic", "ensemble"]
+    assert list(saved["reference_label"].values) == ["bicubic"]
     assert saved["t2m_skill_rmse"].dims == ("model", "reference")
     # pr has other models, times and another grid
     assert saved["pr_correlation_map"].dims == ("model_pr", "lat_pr", "lon_pr")
-    assert list(saved["model_pr"].values) == ["resnet_spc", "bicubic"]
+    assert list(saved["model_pr_label"].values) == ["resnet_spc", "bicubic"]
     np.testing.assert_allclose(saved["lat_pr"].values, pr.maps["lat"].values)
     assert saved["t2m_power"].dims == ("model", "wavenumber")
     np.testing.assert_allclose(saved["wavelength"].values, t2m.spectrum["wavelength"].values)
