@@ -135,6 +135,8 @@ def write_report(
     reference), with the scores' ``long_name`` and ``units``. Where two
     variables have different coordinates along a dimension (other grids,
     times or models), the second one's dimension is named ``<dim>_<v>``.
+    Names along a dimension (models, references, seasons) are its auxiliary
+    coordinate ``<dim>_label`` (CF labels; coordinate variables are numeric).
 
     Figures without data are left out: the rank histogram without an
     ensemble, the grouped scores without groups, the example maps without
