@@ -641,7 +641,7 @@ h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
 h2 { border-bottom: 1px solid #aaa; margin-top: 2em; }
 .scroll { max-width: 100%; overflow-x: auto; margin: .5em 0 1.5em; }
 table { border-collapse: collapse; font-size: .9em; }
-caption { text-align: left; color: #444; padding-bottom: .3em; }
+p.caption { color: #444; font-size: .9em; margin: .3em 0; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; white-space: nowrap; }
 th { background: #f0f0f0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -753,8 +753,8 @@ def _html_table(table: _Table, caption: str) -> str:
             for v, b, a in zip(values, best, absent)
         )
         rows.append(f"<tr><th>{escape(model)}</th>{cells}</tr>")
-    return (
-        f'<div class="scroll"><table><caption>{escape(caption)}</caption>\n'
+    return (  # the caption above the box, so that it wraps in the page rather than scrolling with the table
+        f'<p class="caption">{escape(caption)}</p>\n<div class="scroll"><table>\n'
         f"<thead><tr><th>model</th>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>"
     )
 
