@@ -228,30 +228,34 @@ def _with_forecast_period(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _with_heights(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` with a scalar height coordinate for the variables that imply one (``height``, or ``height_2m`` ... for several)."""
-    if any(ds[name].attrs.get("standard_name") == "height" or ds[name].attrs.get("axis") == "Z" for name in ds.coords):
-        return ds
+    """``ds`` with a scalar height coordinate for the variables that imply one (``height``, or ``height_2m`` ... for
+    several), each variable naming its own; data on vertical levels (a height or Z dim) is left as it is.
+
+    A height coordinate already there (from the input, or an earlier pass) is kept.
+    """
+    vertical = [
+        name
+        for name in ds.coords
+        if ds[name].ndim > 0 and (ds[name].attrs.get("standard_name") == "height" or ds[name].attrs.get("axis") == "Z")
+    ]
     heights = {name: implied_height(str(name), ds[name].attrs) for name in ds.data_vars}
     distinct = sorted({h for h in heights.values() if h is not None})
-    if not distinct:
+    if vertical or not distinct:
         return ds
     names = {h: "height" if len(distinct) == 1 else f"height_{h:g}m" for h in distinct}
-    coords = {
-        names[h]: xr.Variable(
-            (),
-            np.float64(h),
-            {
-                "standard_name": "height",
-                "long_name": "height above the surface",
-                "units": "m",
-                "positive": "up",
-                "axis": "Z",
-            },
-        )
-        for h in distinct
+    attrs = {
+        "standard_name": "height",
+        "long_name": "height above the surface",
+        "units": "m",
+        "positive": "up",
+        "axis": "Z",
     }
-    ds = ds.assign_coords(coords)
+    ds = ds.assign_coords(
+        {names[h]: xr.Variable((), np.float64(h), attrs) for h in distinct if names[h] not in ds.coords}
+    )
+    scalar_heights = set(names.values())
     for name, height in heights.items():  # each variable names its own height only (not every scalar coordinate)
-        others = [str(c) for c in ds[name].coords if c not in ds[name].dims and c not in coords]
-        ds[name].encoding["coordinates"] = " ".join(others + ([names[height]] if height is not None else []))
+        others = [str(c) for c in ds[name].coords if c not in ds[name].dims and c not in scalar_heights]
+        # a blank list, not an empty one, which xarray would fill with every scalar coordinate
+        ds[name].encoding["coordinates"] = " ".join(others + ([names[height]] if height is not None else [])) or " "
     return ds

@@ -1,5 +1,6 @@
 """Every kind of file dl4ds writes passes the CF checker without errors or warnings, and carries its provenance."""
 
+import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +11,7 @@ from helpers import cf_problems
 from dl4ds import cf, datasets
 from dl4ds.data import Normalizer, PerfectProg
 from dl4ds.inference import Downscaler
+from dl4ds.io import write_netcdf
 from dl4ds.model import DownscalingModel
 
 LICENCE = "CC BY 4.0: contains modified Copernicus Climate Change Service information"
@@ -119,7 +121,7 @@ def test_the_bundled_data_keeps_its_licence_through_downscaling():
     assert attrs["history"].endswith("made by a test")
 
 
-def test_complete_labels_coordinates_and_heights():
+def test_complete_labels_coordinates_and_heights(tmp_path):
     ds = xr.Dataset(
         {
             "t2m": (("time", "lat"), np.zeros((2, 3)), {"long_name": "2 metre temperature"}),
@@ -137,6 +139,16 @@ def test_complete_labels_coordinates_and_heights():
     assert float(out["height_2m"]) == 2.0 and float(out["height_10m"]) == 10.0
     assert out["t2m"].encoding["coordinates"] == "height_2m"
     assert out["u10"].encoding["coordinates"] == "height_10m"
-    assert out["sp"].encoding["coordinates"] == ""
+    assert out["sp"].encoding["coordinates"] == " "
+    again = cf.complete(out.drop_encoding())  # as the writers do with the downscaler's output
+    assert again["u10"].encoding["coordinates"] == "height_10m" and float(again["height_2m"]) == 2.0
     assert out.attrs["history"].endswith("tested")
+    # in a file, each variable names only its own height (a surface pressure none)
+    for name, long_name in (("u10", "10 m u wind"), ("sp", "surface pressure")):
+        ds[name].attrs.update(long_name=long_name, units="m s-1" if name == "u10" else "Pa")
+    ds["t2m"].attrs.update(units="K", standard_name="air_temperature")
+    path = write_netcdf(ds.assign_attrs(title="mixed heights", history="made by a test"), tmp_path / "mixed.nc")
+    assert cf_problems(path) == []
+    with netCDF4.Dataset(path) as stored:
+        assert [stored[name].coordinates.strip() for name in ("t2m", "u10", "sp")] == ["height_2m", "height_10m", ""]
     assert cf.implied_height("tas_mean", {}) == 2.0 and cf.implied_height("msl", {"long_name": "pressure"}) is None

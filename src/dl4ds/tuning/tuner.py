@@ -471,9 +471,11 @@ class Tuner:
         for name, trial in chosen.items():
             config = self.trial_config(trial)
             model = self._trained_model(trial, config, name)
-            data = Experiment(config).training_data()
+            experiment = Experiment(config)
+            data = experiment.training_data()
             assert data.test is not None
-            predictions[name] = _predict(model, config, data.test.input_dataset())
+            inputs = data.test.input_dataset().assign_attrs(experiment.coarse_attributes)  # licence, source, history
+            predictions[name] = _predict(model, config, inputs)
             notes.append(f"{name}: trial {trial.number}, {model.metadata.architecture}, {_describe(trial.params)}")
         assert data is not None and data.test is not None
         result = verify(
