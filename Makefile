@@ -16,7 +16,7 @@ env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH_REQUIREMENT)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,zarr,tensorboard,onnx]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,zarr,tensorboard,onnx,crosscheck]"
 	touch $@
 
 demo: env
@@ -32,8 +32,8 @@ test-fast: env
 
 # Lint, formatting, types and the import-layer contract (configured in pyproject.toml).
 check: env
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples tools
+	$(BIN)/ruff format --check src tests benchmarks examples tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

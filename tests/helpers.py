@@ -280,3 +280,53 @@ def make_hindcast(
         coords={"time": times[order].astype("datetime64[ns]"), "latitude": lat, "longitude": lon},
     )
     return hindcast, observations
+
+
+# --- CF conventions: compliance-checker, offline ---------------------------------------------------------------------
+
+CF_VERSION = "1.11"
+"""The CF version dl4ds declares (dl4ds.cf.CONVENTIONS), checked with compliance-checker's ``cf:1.11`` suite."""
+
+
+def cf_problems(path) -> list[str]:
+    """Every error and warning (high and medium priority) of compliance-checker's CF suite on a NetCDF file or Zarr store.
+
+    The checker reads its bundled standard-name table, so it runs offline. A
+    Zarr store is checked through a NetCDF copy of its raw (undecoded) contents,
+    every attribute and data type as stored: netCDF-C's Zarr reader, which the
+    checker would use, does not read 0-d arrays (a scalar ``height``), and the
+    checker requires a ``.nc`` file name. Skips the test when the checker
+    (the ``crosscheck`` extra) is not installed.
+    """
+    import json
+    import tempfile
+
+    import pytest
+
+    pytest.importorskip(
+        "compliance_checker", reason='the CF checker is in the crosscheck extra: pip install -e ".[crosscheck]"'
+    )
+    from compliance_checker.runner import CheckSuite, ComplianceChecker
+
+    CheckSuite.load_all_available_checkers()
+    with tempfile.TemporaryDirectory() as folder:
+        if Path(path).is_dir():
+            with xr.open_zarr(path, decode_cf=False) as store:  # fill values stay attributes; none added
+                unfilled = {
+                    name: {"_FillValue": None} for name in store.variables if "_FillValue" not in store[name].attrs
+                }
+                store.to_netcdf(Path(folder) / f"{Path(path).stem}.nc", encoding=unfilled)
+            path = Path(folder) / f"{Path(path).stem}.nc"
+        report = Path(folder) / "report.json"
+        _, failed = ComplianceChecker.run_checker(
+            str(path), [f"cf:{CF_VERSION}"], 0, "normal", output_filename=str(report), output_format="json"
+        )
+        results = json.loads(report.read_text())
+    crashed = ["error: a check raised an exception on this file (see the warnings above)"] if failed else []
+    return crashed + [
+        f"{priority.split('_')[0]}: {item['name']}: {'; '.join(item['msgs'])}"
+        for checker in results.values()
+        for priority in ("high_priorities", "medium_priorities")
+        for item in checker.get(priority, [])
+        if item["value"][0] < item["value"][1]
+    ]

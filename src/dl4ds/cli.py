@@ -117,9 +117,14 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 @click.version_option(package_name="dl4ds")
 @click.option("-q", "--quiet", is_flag=True, help="Only print warnings and errors.")
-def main(quiet: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also print dl4ds's debugging messages.")
+def main(quiet: bool, verbose: bool) -> None:
     """Deep learning for downscaling gridded climate and forecast data."""
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose contradict each other; give one of them")
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    if verbose:  # dl4ds's own messages only: other libraries' debugging stays off
+        logging.getLogger("dl4ds").setLevel(logging.DEBUG)
     for noisy in ("matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -128,7 +133,7 @@ def main(quiet: bool) -> None:
 @click.option("-o", "--output", "output", default="demo_output", show_default=True, type=click.Path(file_okay=False))
 @click.option("--epochs", type=int, help="Override the number of training epochs.")
 def demo(output: str, epochs: int | None) -> None:
-    """Train on bundled ERA5 data, verify against bicubic, downscale GloSea4."""
+    """Train on bundled ERA5 data, verify against the whole baseline ladder, downscale GloSea4."""
     from dl4ds.experiment.demo import run_demo
 
     result = run_demo(output, epochs=epochs, progress=sys.stderr.isatty())

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from dl4ds import cf
 from dl4ds._version import __version__
 from dl4ds.errors import DataError, OutputError
 from dl4ds.utils.atomic import atomic_path
@@ -183,10 +184,13 @@ def write_zarr(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
             "replaces Zarr stores. Remove it or choose another path"
         )
     ds = _for_writing(ds)
-    encoding = {
+    encoding: dict[Hashable, dict[str, Any]] = {
         name: {"dtype": "float32", "_FillValue": np.float32(np.nan)}
         for name, variable in ds.data_vars.items()
         if np.issubdtype(variable.dtype, np.floating)
+    }
+    encoding |= {  # CF: coordinates have no fill value
+        name: {"_FillValue": None} for name in ds.coords if np.issubdtype(ds[name].dtype, np.floating)
     }
     with atomic_path(path, directory=True) as temporary:
         ds.to_zarr(temporary, mode="w-", encoding=encoding, zarr_format=2, consolidated=True)
@@ -194,12 +198,11 @@ def write_zarr(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
 
 
 def _for_writing(ds: xr.Dataset) -> xr.Dataset:
-    """A copy of ``ds`` with CF global attributes and without the encoding of the files it was read from.
+    """A copy of ``ds`` with complete CF metadata (:func:`dl4ds.cf.complete`), without the encoding of its inputs.
 
     Codecs, chunks and fill values inherited from an input (a Zarr v3 store, a
     NetCDF file) may not fit the output format; dl4ds sets its own.
     """
-    ds = ds.drop_encoding().copy()  # a copy of the attributes too
-    ds.attrs.setdefault("Conventions", "CF-1.8")
+    ds = cf.complete(ds.drop_encoding())
     ds.attrs.setdefault("source", f"dl4ds {__version__}")
     return ds

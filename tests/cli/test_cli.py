@@ -8,8 +8,9 @@ import pytest
 import xarray as xr
 import yaml
 from click.testing import CliRunner
-from helpers import era5_week_on_grid
+from helpers import cf_problems, era5_week_on_grid
 
+from dl4ds import datasets
 from dl4ds.cli import main
 from dl4ds.io import write_netcdf
 
@@ -74,6 +75,10 @@ def test_train_writes_checkpoints_metrics_and_report(trained_run):
     assert metrics["bicubic"]["crps"] == metrics["bicubic"]["mae"]  # the CRPS of a single field is its MAE
     with xr.open_dataset(run / "test_downscaled.nc") as out:
         assert out["t2m"].shape == (24, 32, 48)
+        assert out.attrs["license"] == datasets.era5_t2m_uk().attrs["license"]
+    # outputs of training on lazily opened data and of the whole ladder's verification
+    assert cf_problems(run / "test_downscaled.nc") == []
+    assert cf_problems(run / "report" / "metrics.nc") == []
 
 
 @pytest.mark.slow
@@ -190,6 +195,16 @@ def test_unknown_config_key_is_named(tmp_path):
     assert result.exit_code == 2 and "training.epoch: unknown option; did you mean 'epochs'?" in result.output
 
 
+def test_verbose_and_quiet_and_the_demo_help():
+    runner = CliRunner()
+    result = runner.invoke(main, ["-q", "-v", "models"])
+    assert result.exit_code == 2 and "contradict each other" in result.output
+    assert runner.invoke(main, ["-v", "models"]).exit_code == 0
+    assert "-v, --verbose" in runner.invoke(main, ["--help"]).output
+    help_text = " ".join(runner.invoke(main, ["demo", "--help"]).output.split())
+    assert "verify against the whole baseline ladder" in help_text and "against bicubic" not in help_text
+
+
 def test_corrupt_checkpoint_via_cli(tmp_path):
     checkpoint = tmp_path / "model.pt"
     checkpoint.write_bytes(b"not a checkpoint")
@@ -212,5 +227,11 @@ def test_demo_runs_end_to_end(tmp_path):
     with xr.open_dataset(demo / "test_downscaled.nc") as out:
         assert out["t2m"].sizes["time"] == 7 * 24
     assert (demo / "report" / "figures" / "t2m_example.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert 'src="figures/t2m_spectrum.png"' in (demo / "report" / "index.html").read_text()
+    page = (demo / "report" / "index.html").read_text()
+    assert '<figure id="t2m_spectrum"><img src="data:image/png;base64,' in page  # embedded: one file to mail
     assert (demo / "glosea4_ensemble_mean.png").is_file()
+    assert result.output.count("correlation") == 1, "the metrics are printed once"
+    assert cf_problems(demo / "glosea4_downscaled.nc") == []
+    with xr.open_dataset(demo / "glosea4_downscaled.nc") as out:
+        assert out.attrs["license"] == datasets.glosea4_ensemble().attrs["license"]
+        assert out["t2m"].attrs["cell_methods"] == "time: mean"  # GloSea4's monthly means

@@ -332,3 +332,10 @@ def test_cli_trains_lazily_from_a_zarr_store(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["resnet_spc"]["rmse"] < metrics["bicubic"]["rmse"]
     assert "regression" not in metrics  # baselines fitted on the training period would load it
+    # the outputs of lazy training are CF-complete and keep the archive's licence
+    from helpers import cf_problems
+
+    for output in ("test_downscaled.nc", "report/metrics.nc"):
+        assert cf_problems(tmp_path / "run" / output) == [], output
+    with xr.open_dataset(tmp_path / "run" / "test_downscaled.nc") as fine:
+        assert fine.attrs["license"] == era5.attrs["license"]

@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 import yaml
 from click.testing import CliRunner
+from helpers import cf_problems
 
 import dl4ds.evaluation.report as report
 from dl4ds.baselines import BCSD, BaselineOptions
@@ -173,3 +174,4 @@ def test_an_experiment_without_static_fields_verifies_against_the_other_rungs(tm
         assert fine.attrs[INPUT_ATTRIBUTE] == str(tmp_path / "rain.nc")
     with xr.open_dataset(tmp_path / "run" / "report" / "metrics.nc") as scores:
         assert "pr_wet_day_frequency_bias" in scores
+    assert cf_problems(tmp_path / "run" / "report" / "metrics.nc") == []

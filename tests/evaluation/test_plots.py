@@ -89,3 +89,53 @@ def test_plotting_does_not_need_pyplot(tmp_path, panels):
     plot_comparison(panels, tmp_path / "a.png")
     if not had_pyplot:
         assert "matplotlib.pyplot" not in sys.modules
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plot functions draw, instead of writing them."""
+    from dl4ds.evaluation import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    return figures
+
+
+def map_line_collections(ax):
+    from matplotlib.collections import LineCollection
+
+    return [c for c in ax.collections if isinstance(c, LineCollection)]
+
+
+@pytest.mark.parametrize("shift", [0.0, 360.0])
+def test_every_map_has_coastlines_and_borders_in_degrees(drawn, panels, shift):
+    """Natural Earth lines over the British Isles (the Irish border included), also for longitudes in 0..360."""
+    fields = {
+        key: field.assign_coords(longitude=(field["longitude"] + shift) % 360.0 if shift else field["longitude"])
+        for key, field in panels.items()
+    }
+    plot_comparison(fields, "unused.png")
+    axes = [ax for ax in drawn[0].axes if ax.collections and ax.get_label() != "<colorbar>"]
+    assert len(axes) == 4  # 3 fields, the error of the one on the truth grid
+    for ax in axes:
+        coast, border = map_line_collections(ax)
+        points = np.concatenate(coast.get_segments())
+        west, east = ax.get_xlim()
+        assert len(coast.get_segments()) > 10 and len(border.get_segments()) >= 1
+        inside = (points[:, 0] > west) & (points[:, 0] < east) & (points[:, 1] > 50) & (points[:, 1] < 58)
+        assert inside.sum() > 500  # the lines that cross the map (they may reach beyond it)
+        assert ax.xaxis.get_major_formatter()(west + 1.0, 0).endswith("\N{DEGREE SIGN}")
+
+
+def test_ratio_maps_diverge_about_one_and_biases_about_zero(drawn, t2m):
+    from dl4ds.evaluation.report import _map_style
+
+    truth = t2m.isel(time=slice(0, 24))
+    ratio = {"a": truth.std("time") / truth.std("time").mean() * 0.9, "b": truth.std("time") * 0 + 1.3}
+    plot_metric_maps(ratio, "unused.png", **_map_style("std_ratio"))
+    plot_metric_maps({"a": truth.isel(time=0) - 281.0}, "unused.png", **_map_style("bias"))
+    for figure, centre in zip(drawn, (1.0, 0.0)):
+        mesh = next(c for c in figure.axes[0].collections if hasattr(c, "norm"))
+        assert mesh.norm.vmin + mesh.norm.vmax == pytest.approx(2 * centre)
+        assert mesh.get_cmap().name in ("PuOr_r", "RdBu_r")
+    assert _map_style("spectral_ratio")["centre"] == 1.0 and _map_style("rmse")["scale"] == "zero"

@@ -1,13 +1,16 @@
 """The verification report: complete, self-consistent files from hand-built scores, written all or nothing."""
 
+import base64
 import dataclasses
 import html.parser
+import re
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from helpers import cf_problems
 
 from dl4ds.errors import DataError, OutputError
 from dl4ds.evaluation import plots
@@ -82,8 +85,8 @@ def make_scores(
         },
         coords={
             **model,
-            "wavenumber": ("wavenumber", wavenumber, {"units": "km-1"}),
-            "wavelength": ("wavenumber", 1.0 / wavenumber, {"units": "km"}),
+            "wavenumber": ("wavenumber", wavenumber, {"long_name": "wavenumber", "units": "km-1"}),
+            "wavelength": ("wavenumber", 1.0 / wavenumber, {"long_name": "wavelength", "units": "km"}),
         },
     )
     spectrum["power"].attrs = {"long_name": "power of the prediction", "units": "K2 km"}
@@ -158,13 +161,15 @@ def report(tmp_path_factory, scores):
 class SourceParser(html.parser.HTMLParser):
     def __init__(self):
         super().__init__()
-        self.images, self.links, self.tags = [], [], set()
+        self.images, self.links, self.figures, self.tags = [], [], [], set()
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.tags.add(tag)
         if tag == "img":
             self.images.append(attrs["src"])
+        if tag == "figure":
+            self.figures.append(attrs["id"])
         if tag == "a":
             self.links.append(attrs["href"])
 
@@ -184,13 +189,17 @@ def test_report_files_and_page_links(report):
     assert report.name == "index.html"
     assert {path.name for path in directory.iterdir()} == REPORT_FILES, "only the report, no temporaries"
     parser = parse(report)
-    pngs = {f"figures/{name}" for name in figure_names(directory)}
-    assert set(parser.images) == pngs and len(parser.images) == len(pngs)
-    for source in parser.images + [link for link in parser.links if not link.startswith("#")]:
-        assert not source.startswith(("/", "http")), "links must be relative"
-        assert (directory / source).is_file()
-    for png in pngs:
-        assert (directory / png).read_bytes()[:8] == PNG_MAGIC
+    names = figure_names(directory)
+    # every figure is embedded (the page is one file), as the PNG beside it
+    assert sorted(parser.figures) == sorted(name.removesuffix(".png") for name in names)
+    for figure, source in zip(parser.figures, parser.images):
+        assert source.startswith("data:image/png;base64,")
+        png = base64.b64decode(source.removeprefix("data:image/png;base64,"))
+        assert png[:8] == PNG_MAGIC and png == (directory / "figures" / f"{figure}.png").read_bytes()
+    for link in parser.links:
+        if not link.startswith("#"):
+            assert not link.startswith(("/", "http")), "links must be relative"
+            assert (directory / link).is_file()
     assert "script" not in parser.tags and "link" not in parser.tags
     page = report.read_text(encoding="utf-8")
     assert "<h1>Test &lt;report&gt;</h1>" in page and "a &amp; b &lt;c&gt;" in page
@@ -245,7 +254,7 @@ def test_netcdf_round_trip(report, scores):
         "t2m_quantile_prediction": t2m.quantiles["prediction"],
         "t2m_quantile_truth": t2m.quantiles["truth"],
         "t2m_rank_histogram": t2m.rank_histogram,
-        "t2m_skill_rmse": skill_scores(t2m, ["bicubic", "ensemble"])["rmse"],
+        "t2m_skill_rmse": skill_scores(t2m, ["bicubic"])["rmse"],
         "pr_correlation_map": pr.maps["correlation"],
         "pr_correlation": pr.overall["correlation"],
     }
@@ -255,18 +264,21 @@ def test_netcdf_round_trip(report, scores):
         assert original.attrs.items() <= values.attrs.items(), name
     assert saved["t2m_rmse"].attrs == {"long_name": "root mean square error", "units": "K"}
     assert saved["pr_quantile_truth"].attrs == {"long_name": "quantiles of the truth", "units": "mm/day"}
-    assert list(saved["model"].values) == ["resnet_spc", "bicubic", "ensemble"]
-    assert list(saved["reference"].values) == ["bicubic", "ensemble"]
+    assert list(saved["model_label"].values) == ["resnet_spc", "bicubic", "ensemble"]
+    assert list(saved["reference_label"].values) == ["bicubic"]
     assert saved["t2m_skill_rmse"].dims == ("model", "reference")
     # pr has other models, times and another grid
     assert saved["pr_correlation_map"].dims == ("model_pr", "lat_pr", "lon_pr")
-    assert list(saved["model_pr"].values) == ["resnet_spc", "bicubic"]
+    assert list(saved["model_pr_label"].values) == ["resnet_spc", "bicubic"]
     np.testing.assert_allclose(saved["lat_pr"].values, pr.maps["lat"].values)
     assert saved["t2m_power"].dims == ("model", "wavenumber")
     np.testing.assert_allclose(saved["wavelength"].values, t2m.spectrum["wavelength"].values)
     assert "pr_rank_histogram" not in saved and "pr_bias_season" not in saved
     assert saved.attrs["title"] == "Test <report>" and "a & b <c>" in saved.attrs["comment"]
     assert saved.attrs["Conventions"].startswith("CF")
+    assert saved["lat"].attrs["units"] == "degrees_north" and saved["lon_pr"].attrs["standard_name"] == "longitude"
+    assert "verified with dl4ds" in saved.attrs["history"]
+    assert cf_problems(report.parent / "metrics.nc") == []
 
 
 def test_csv_tables(report, scores):
@@ -286,11 +298,10 @@ def test_csv_tables(report, scores):
 
     skill = pd.read_csv(report.parent / "skill.csv")
     assert list(skill.columns) == ["variable", "reference", "model", *OVERALL]
+    # one reference by default: the best of the models after the first (bicubic has a lower RMSE than ensemble)
     assert list(zip(skill["variable"], skill["reference"], skill["model"])) == [
         ("t2m", "bicubic", "resnet_spc"),
         ("t2m", "bicubic", "ensemble"),
-        ("t2m", "ensemble", "resnet_spc"),
-        ("t2m", "ensemble", "bicubic"),
         ("pr", "bicubic", "resnet_spc"),
     ]
     expected = skill_scores(scores["t2m"], ["bicubic"])["rmse"].sel(reference="bicubic", model="resnet_spc")
@@ -318,7 +329,7 @@ def test_figures_skipped_without_ensemble_groups_or_examples(tmp_path):
         "t2m_map_bias.png",
         "t2m_map_correlation.png",
     }
-    assert set(parse(index).images) == {f"figures/{name}" for name in names}
+    assert set(parse(index).figures) == {name.removesuffix(".png") for name in names}
     skill = pd.read_csv(index.parent / "skill.csv")
     assert set(skill["reference"]) == {"bicubic"}
 
@@ -339,14 +350,14 @@ def test_single_model_has_no_skill_tables(tmp_path):
 def test_overwrites_an_earlier_report_and_keeps_other_files(tmp_path, report):
     directory = tmp_path / "moved"
     shutil.copytree(report.parent, directory)  # the report moves with its directory
-    assert all((directory / src).is_file() for src in parse(directory / "index.html").images)
+    assert all((directory / "figures" / f"{name}.png").is_file() for name in parse(directory / "index.html").figures)
     (directory / "checkpoint.pt").write_bytes(b"user data")
 
     index = write_report({"t2m": without_maps(make_scores(models=("a", "b"), grouped=False))}, directory)
 
     assert {p.name for p in directory.iterdir()} == REPORT_FILES | {"checkpoint.pt"}
     assert (directory / "checkpoint.pt").read_bytes() == b"user data"
-    assert set(parse(index).images) == {f"figures/{name}" for name in figure_names(directory)}
+    assert set(parse(index).figures) == {name.removesuffix(".png") for name in figure_names(directory)}
     assert "t2m_rank_histogram.png" not in figure_names(directory), "figures of the old report are gone"
     assert list(pd.read_csv(directory / "metrics.csv")["model"]) == ["a", "b"]
 
@@ -399,3 +410,108 @@ def test_score_figures_need_a_model_dimension(tmp_path):
     with pytest.raises(DataError, match="no model has a rank histogram"):
         plots.plot_rank_histogram(item.rank_histogram.isel(model=[0, 1]), tmp_path / "r.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_headline_table_skill_against_the_best_baseline_and_not_applicable_skill(tmp_path):
+    """One headline table; skill against the best baseline only; n/a where that reference is near perfect."""
+    item = make_scores(("resnet_spc", "bicubic", "bcsd"))
+    overall = item.overall.copy()
+    overall["bias"] = overall["bias"].copy(data=[0.2, 0.0003, 0.1])  # bicubic's bias is near perfect
+    overall["rmse"] = overall["rmse"].copy(data=[0.8, 1.0, 1.2])  # bicubic is the best baseline
+    item = dataclasses.replace(item, overall=overall)
+    index = write_report({"t2m": without_maps(item)}, tmp_path / "r")
+    page = index.read_text(encoding="utf-8")
+    headline = page.split("<h3>Headline scores</h3>")[1].split("</table>")[0]
+    assert re.findall(r"<th title=[^>]*>([^<]*)</th>", headline) == [
+        "rmse (K)",
+        "mae (K)",
+        "bias (K)",
+        "correlation",
+        "ssim",
+    ]
+    assert page.count("<h3>Skill relative to") == 1 and "<h3>Skill relative to bicubic</h3>" in page
+    skill = page.split("<h3>Skill relative to bicubic</h3>")[1].split("</table>")[0]
+    rows = re.findall(r"<tr><th>(\w+)</th><td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td>", skill)  # bias, then mae
+    assert [(model, bias) for model, bias, _ in rows] == [("resnet_spc", "n/a"), ("bcsd", "n/a")]
+    assert all(mae != "n/a" for _, _, mae in rows)
+    assert "-665" not in skill  # 1 - 0.2 / 0.0003 would be -665.7
+    assert 'class="scroll"' in page and "overflow-x: auto" in page
+    frame = pd.read_csv(index.parent / "skill.csv")
+    assert frame["bias"].isna().all() and frame["rmse"].notna().all()
+    assert "| resnet_spc | n/a |" in (index.parent / "skill.md").read_text()
+
+
+def test_scores_show_as_a_table_in_notebooks(scores):
+    item = scores["t2m"]
+    frame = item.to_dataframe()
+    assert list(frame.index) == item.models and list(frame.columns) == list(item.overall.data_vars)
+    assert frame.loc["bicubic", "rmse"] == pytest.approx(float(item.overall["rmse"].sel(model="bicubic")))
+    page = item._repr_html_()
+    assert page.startswith("<div><strong>t2m (K): overall scores of 3 models</strong>")
+    assert f"{float(item.overall['rmse'].sel(model='bicubic')):.4g}" in page and "<table" in page
+
+
+def test_verification_and_tuning_results_show_their_headline_scores():
+    from pathlib import Path
+
+    from dl4ds.evaluation.pipeline import VerificationResult
+    from dl4ds.tuning.tuner import TuningResult
+
+    headline = {"resnet_spc": {"rmse": 0.41234, "mae": 0.3}, "bicubic": {"rmse": 0.9, "mae": 0.7}}
+    verified = VerificationResult({}, headline, ("bicubic",), Path("out/report/index.html"))
+    assert verified.to_dataframe().loc["bicubic", "mae"] == 0.7
+    assert ">0.4123<" in verified._repr_html_() and "out/report/index.html" in verified._repr_html_()
+    tuned = TuningResult(Path("tune"), 3, 0.5, None, {"tuned": {"rmse": 0.4}}, {"COMPLETE": 4, "PRUNED": 2})
+    assert list(tuned.to_dataframe().index) == ["tuned"]
+    assert "4 complete, 2 pruned" in tuned._repr_html_()
+    assert TuningResult(Path("t"), None, None, None, None, {}).to_dataframe().empty
+
+
+# --- the page in a real browser ----------------------------------------------------------------------------------
+
+_MEASURE = """<script>
+window.addEventListener("load", () => {
+  document.querySelectorAll("details").forEach((details) => { details.open = true; });
+  const images = [...document.images];
+  const boxes = [...document.querySelectorAll(".scroll")];
+  const result = {
+    images: images.length,
+    broken: images.filter((image) => !image.complete || image.naturalWidth === 0).length,
+    page: document.documentElement.scrollWidth,
+    window: window.innerWidth,
+    widest_box: Math.max(...boxes.map((box) => box.getBoundingClientRect().right)),
+    scrolling: boxes.filter((box) => box.scrollWidth > box.clientWidth).length,
+  };
+  document.body.insertAdjacentHTML("beforeend", `<pre id="measured">${JSON.stringify(result)}</pre>`);
+});
+</script>"""
+
+
+def measured_in_chromium(page, width=1400):
+    """What headless Chromium measures of ``page`` (an HTML file) in a ``width`` px window, after load."""
+    import json
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("headless Chromium is not installed (apt-get install chromium): the page is not rendered")
+    probe = page.with_name(".measured.html")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--window-size={width},900"]
+    command += ["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    probe.unlink()
+    return json.loads(re.findall(r'<pre id="measured">(\{.*?)</pre>', dom)[-1])  # not the script's template
+
+
+@pytest.mark.slow
+def test_page_renders_in_a_browser_with_every_figure_and_tables_that_fit(report):
+    """Every embedded figure decodes, the page is no wider than a 1400 px window, and in a 600 px window the
+    tables scroll inside their boxes while the page itself does not."""
+    result = measured_in_chromium(report)
+    assert result["images"] == len(figure_names(report.parent)) and result["broken"] == 0, result
+    assert result["page"] <= result["window"] == 1400, result
+    assert result["widest_box"] <= 1400, result
+    narrow = measured_in_chromium(report, width=600)
+    assert narrow["page"] <= 600 and narrow["scrolling"] >= 1, narrow

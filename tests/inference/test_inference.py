@@ -28,7 +28,7 @@ def test_output_is_on_the_fine_grid_with_coordinates_and_attributes(trained_mode
     np.testing.assert_allclose(np.sort(out["latitude"].values), week_pairs.fine_grid.lat)
     assert out["t2m"].attrs["units"] == "K" and out["t2m"].attrs["standard_name"] == "air_temperature"
     assert out["latitude"].attrs["units"] == "degrees_north" and out["longitude"].attrs["standard_name"] == "longitude"
-    assert out.attrs["Conventions"] == "CF-1.8"
+    assert out.attrs["Conventions"] == "CF-1.11"
 
 
 def test_prediction_is_close_to_truth_and_beats_nothing_trivially(trained_model, coarse_week, week_pairs):
@@ -135,7 +135,7 @@ def test_netcdf_output_round_trips(trained_model, coarse_week, tmp_path):
         np.testing.assert_array_equal(back["t2m"].values, out["t2m"].values)
         np.testing.assert_array_equal(back["time"].values, out["time"].values)
         assert back["t2m"].attrs["units"] == "K"
-        assert back.attrs["Conventions"] == "CF-1.8"
+        assert back.attrs["Conventions"] == "CF-1.11"
     assert [p.name for p in tmp_path.iterdir()] == ["out.nc"]
 
 

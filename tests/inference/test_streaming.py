@@ -101,7 +101,7 @@ def test_stream_to_netcdf_and_zarr_equals_the_in_memory_result(generator, tmp_pa
                 np.testing.assert_array_equal(back[name].values, memory[name].values)
             assert back["t2m"].dims == ("sample", "time", "lat", "lon")
             np.testing.assert_array_equal(back["time"].values, coarse["time"].values)
-            assert back["t2m"].attrs["units"] == "K" and back.attrs["Conventions"] == "CF-1.8"
+            assert back["t2m"].attrs["units"] == "K" and back.attrs["Conventions"] == "CF-1.11"
             assert back["lat"].attrs["standard_name"] == "latitude"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc", "out.zarr"]  # no temporary left behind
     with xr.open_dataset(tmp_path / "out.nc") as back:

@@ -12,10 +12,12 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+import xarray as xr
 import yaml
 from click.testing import CliRunner
-from helpers import tuning_config
+from helpers import cf_problems, tuning_config
 
+from dl4ds import datasets
 from dl4ds.cli import main
 from dl4ds.model import read_checkpoint
 from dl4ds.tuning import Tuner
@@ -65,6 +67,9 @@ def test_tune_writes_trials_best_config_figures_and_the_test_verification(study_
     assert ("base" in metrics) == (best["number"] != 0)
     assert summary["test"]["tuned"]["rmse"] == metrics["tuned"]["rmse"]
     assert (output / "test" / "report" / "index.html").is_file()
+    assert cf_problems(output / "test" / "test_downscaled.nc") == []
+    with xr.open_dataset(output / "test" / "test_downscaled.nc") as fine:
+        assert fine.attrs["license"] == datasets.era5_t2m_uk().attrs["license"]  # the tuning data's licence is kept
 
 
 @pytest.mark.slow

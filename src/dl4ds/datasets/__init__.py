@@ -12,16 +12,31 @@ Sources and licences are listed in ``data/SOURCES.md`` beside this module:
   15 members x 6 November starts (2000-2005) x 3 lead months, 1 degree over the
   Mediterranean, and :func:`era5_tas_monthly`: ERA5 for its 18 verifying
   months on the same grid (Copernicus C3S; the subset of the CSTools sample data).
+- :func:`map_lines`: Natural Earth 1:50m coastlines and land borders, drawn on
+  every map (public domain).
 """
 
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from dl4ds.errors import DataError
 
-__all__ = ["era5_t2m_uk", "era5_tas_monthly", "glosea4_ensemble", "names", "path", "seas5_tas_hindcast", "uk_static"]
+__all__ = [
+    "era5_t2m_uk",
+    "era5_tas_monthly",
+    "glosea4_ensemble",
+    "map_lines",
+    "names",
+    "path",
+    "seas5_tas_hindcast",
+    "uk_static",
+]
+
+_MAP_LINES = "naturalearth_50m_lines.npz"
 
 _FILES = {
     "era5_t2m_uk": "era5_t2m_uk_201903.nc",
@@ -91,3 +106,22 @@ def era5_tas_monthly() -> xr.Dataset:
     December and January 2000/01 to 2005/06, on the hindcast's 1 degree grid.
     """
     return _open("era5_tas_monthly")
+
+
+@lru_cache(maxsize=1)
+def map_lines() -> dict[str, tuple[np.ndarray, ...]]:
+    """Natural Earth 1:50m ``coastlines`` and land ``borders`` (between countries) as polylines.
+
+    Returns ``{kind: (line, ...)}`` with each line an (n, 2) float64 array of
+    (longitude, latitude) in degrees, longitudes in -180..180, to 0.01 degree.
+    Read from the package (no download); extracted once by
+    ``tools/extract_natural_earth.py`` (see ``data/SOURCES.md``).
+    """
+    with np.load(Path(str(resources.files(__name__).joinpath("data", _MAP_LINES)))) as stored:
+        scale = float(stored["scale"])
+        lines = {}
+        for kind, key in (("coastlines", "coastline"), ("borders", "border")):
+            points = stored[kind].astype(np.float64) / scale
+            ends = np.cumsum(stored[f"{key}_lengths"])
+            lines[kind] = tuple(np.split(points, ends[:-1]))
+    return lines

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from dl4ds.baselines import Baseline, BaselineOptions, create_baseline, list_baselines
@@ -25,7 +26,7 @@ from dl4ds.data.pairing import PairedData
 from dl4ds.errors import ConfigError, DataError
 from dl4ds.evaluation.alignment import truth_on_prediction_grid
 from dl4ds.evaluation.report import write_report
-from dl4ds.evaluation.scores import Scores
+from dl4ds.evaluation.scores import Scores, frame_html, metrics_frame
 from dl4ds.evaluation.verification import Verification
 
 logger = logging.getLogger(__name__)
@@ -196,6 +197,22 @@ class VerificationResult:
     report: Path
     left_out: Mapping[str, str] = field(default_factory=dict)
 
+    def to_dataframe(self) -> pd.DataFrame:
+        """The headline scores as a table, one row per model (``model/variable`` with several variables)."""
+        return metrics_frame(self.headline)
+
+    def _repr_html_(self) -> str:
+        return frame_html(self.to_dataframe(), "headline scores", note=f"report: {self.report}")
+
+
+def _best_baseline(scores: Mapping[str, Scores], baselines: Sequence[str]) -> list[str] | None:
+    """``[the baseline with the lowest RMSE of the first variable]``, or None (the report's default) without baselines."""
+    first = next(iter(scores.values()))
+    if not baselines or "rmse" not in first.overall:
+        return list(baselines[:1]) or None
+    rmse = first.overall["rmse"].sel(model=list(baselines)).values
+    return [baselines[int(np.nanargmin(rmse))]] if np.isfinite(rmse).any() else list(baselines[:1])
+
 
 def verify(
     predictions: Mapping[str, xr.Dataset],
@@ -220,7 +237,7 @@ def verify(
             grid against the window of the truth it covers, over the common times.
         report_dir: where the report goes (see :func:`write_report`).
         baselines: baseline names, ``"all"`` or a comma-separated string (:func:`parse_baselines`), scored beside
-            the predictions and used as the references of the skill scores.
+            the predictions; the best of them (lowest RMSE of the first variable) is the reference of the skill scores.
             With ``"all"``, the rungs of the ladder that cannot run on these
             data (``lapse_rate`` without an elevation static field) are left
             out, with a warning and a note in the report saying why; a
@@ -279,7 +296,7 @@ def verify(
         scores,
         report_dir,
         title=title,
-        references=names or None,
+        references=_best_baseline(scores, names),
         examples=evaluation.examples(everything, truth, list(scores)),
         notes=notes,
     )

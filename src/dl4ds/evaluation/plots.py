@@ -1,7 +1,9 @@
 """Figures of downscaled fields and of their verification scores.
 
 Maps (:func:`plot_comparison`, :func:`plot_metric_maps`) draw fields at their
-real cell edges with robust colour ranges. The score figures
+real cell edges with robust colour ranges, axes in degrees, and Natural Earth
+1:50m coastlines and borders shipped with dl4ds (:func:`dl4ds.datasets.map_lines`,
+no download). The score figures
 (:func:`plot_spectra`, :func:`plot_quantiles`, :func:`plot_sample_scores`,
 :func:`plot_grouped_scores`, :func:`plot_rank_histogram`) take the parts of a
 :class:`~dl4ds.evaluation.scores.Scores` with their ``model`` dimension and
@@ -19,15 +21,16 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 from matplotlib import colormaps
-from matplotlib.collections import QuadMesh
+from matplotlib.collections import LineCollection, QuadMesh
 from matplotlib.figure import Figure
 
 from dl4ds.data.grid import Grid, standardize
+from dl4ds.datasets import map_lines
 from dl4ds.errors import DataError
 from dl4ds.utils.atomic import atomic_path
 
@@ -126,13 +129,15 @@ def plot_metric_maps(
     title: str = "",
     cmap: str | None = None,
     scale: Literal["zero", "robust", "diverging"] = "zero",
+    centre: float = 0.0,
 ) -> Path:
     """Draw per-gridpoint score maps (e.g. :func:`~dl4ds.evaluation.rmse_map` of each model) side by side.
 
     All panels share one colour scale: with ``scale="zero"`` the 2nd-98th
     percentile of all panels, extended down to 0 for non-negative scores such
     as RMSE; ``"robust"`` that percentile range alone (e.g. correlations near
-    1); ``"diverging"`` symmetric about 0 for signed scores such as biases.
+    1); ``"diverging"`` symmetric about ``centre``, the perfect value: 0 for
+    signed scores such as biases, 1 for ratios.
     ``cmap`` defaults to ``"RdBu_r"`` for diverging scales and ``"magma_r"``
     otherwise. Each panel is titled with its key and its area-weighted (cos
     latitude) mean; more than four panels wrap onto further rows. Writes the
@@ -147,8 +152,8 @@ def plot_metric_maps(
         ax.set_axis_off()
 
     if scale == "diverging":
-        limit = _symmetric_limit(fields.values())
-        vmin, vmax = -limit, limit
+        limit = _symmetric_limit([field - centre for field in fields.values()])
+        vmin, vmax = centre - limit, centre + limit
     else:
         vmin, vmax = _robust_range(fields.values())
         if scale == "zero" and vmin >= 0:
@@ -164,7 +169,7 @@ def plot_metric_maps(
         ax.set_title(f"{key}\nmean {mean:.3g} {units}".rstrip() if np.isfinite(mean) else key)
     assert mesh is not None, "_as_maps returns at least one field"
     label = _label(next(iter(fields.values())), fields.values())
-    fig.colorbar(mesh, ax=panels, shrink=0.9, extend="max" if vmin == 0 else "both", label=label)
+    fig.colorbar(mesh, ax=panels, shrink=0.9, extend="max" if scale == "zero" and vmin == 0 else "both", label=label)
     return _save(fig, path)
 
 
@@ -448,17 +453,37 @@ def _figure(maps: dict[str, xr.DataArray], *, nrows: int, ncols: int, title: str
 
 
 def _draw(ax, field: xr.DataArray, *, cmap, vmin: float, vmax: float) -> QuadMesh:
+    """Draw ``field`` at its cell edges, with the coastlines and borders over its extent."""
     values = np.ma.masked_invalid(field.values)
-    return ax.pcolormesh(
-        _edges(field["lon"].values),
-        _edges(field["lat"].values),
-        values,
-        cmap=cmap,
-        vmin=vmin,
-        vmax=vmax,
-        shading="flat",
-        rasterized=True,
-    )
+    lon, lat = _edges(field["lon"].values), _edges(field["lat"].values)
+    mesh = ax.pcolormesh(lon, lat, values, cmap=cmap, vmin=vmin, vmax=vmax, shading="flat", rasterized=True)
+    for kind, style in _MAP_LINE_STYLES.items():
+        lines = _lines_within(kind, (lon[0], lon[-1]), (lat[0], lat[-1]))
+        if lines:
+            ax.add_collection(LineCollection(lines, **style), autolim=False)
+    return mesh
+
+
+_MAP_LINE_STYLES: dict[str, dict[str, Any]] = {
+    "coastlines": {"colors": "black", "linewidths": 0.6},
+    "borders": {"colors": "black", "linewidths": 0.4, "linestyles": (0, (3, 2))},
+}
+
+
+def _lines_within(kind: str, lon: tuple[float, float], lat: tuple[float, float]) -> list[np.ndarray]:
+    """The Natural Earth lines of ``kind`` that cross the box ``lon`` x ``lat`` (degrees), shifted by 360 degrees
+    where the box's longitudes are in another range (0..360)."""
+    west, east = min(lon), max(lon)
+    south, north = min(lat), max(lat)
+    chosen = []
+    for shift in (-360.0, 0.0, 360.0):
+        if east < -180.0 + shift or west > 180.0 + shift:
+            continue
+        for line in map_lines()[kind]:
+            x, y = line[:, 0] + shift, line[:, 1]
+            if x.max() >= west and x.min() <= east and y.max() >= south and y.min() <= north:
+                chosen.append(np.column_stack([x, y]))
+    return chosen
 
 
 def _edges(centres: np.ndarray) -> np.ndarray:

@@ -3,10 +3,11 @@
 :func:`write_report` turns :class:`~dl4ds.evaluation.scores.Scores` into a
 directory that can be moved, archived or served as it is::
 
-    index.html              the page: notes, tables, every figure (inline CSS, no scripts, relative links)
+    index.html              the page: notes, a headline table, skill against one reference, every score and
+                            figure; self-contained (inline CSS, figures embedded as data URIs, no scripts)
     metrics.nc              every score, flat variable names (see :func:`write_report`)
     metrics.csv, metrics.md overall scores, one row per (variable, model)
-    skill.csv, skill.md     skill of each model relative to each reference model
+    skill.csv, skill.md     skill of each model relative to the reference model(s)
     figures/*.png           maps, spectra, quantiles, score distributions, rank histograms
 
 The report is built in a hidden folder inside the directory and moved into
@@ -16,12 +17,14 @@ it was, and readers never see half-written files.
 
 from __future__ import annotations
 
+import base64
 import html
 import os
 import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +32,10 @@ import pandas as pd
 import xarray as xr
 
 from dl4ds._version import __version__
+from dl4ds.cf import appended_history
 from dl4ds.errors import DataError
 from dl4ds.evaluation import plots
-from dl4ds.evaluation.scores import Scores, metric_info, skill_scores
+from dl4ds.evaluation.scores import Scores, metric_info, near_perfect, skill_scores
 from dl4ds.io import write_netcdf
 from dl4ds.utils.atomic import atomic_path, make_directory, new_temporary, remove_stale_temporaries
 
@@ -39,10 +43,19 @@ __all__ = ["write_report"]
 
 _DATA_FILES = ("metrics.nc", "metrics.csv", "metrics.md", "skill.csv", "skill.md")
 _CSV_FORMAT = "%.6g"
+_COORDINATE_NAMES = {
+    "model": "model verified (network or baseline)",
+    "reference": "reference model of the skill score",
+    "probability": "probability of the quantile",
+    "rank": "rank of the truth among the ensemble members",
+}
 _SKILL_NOTE = (
     "skill = 1 - distance(model) / distance(reference), where distance is how far a score is from perfect: "
-    "1 is perfect, 0 no better than the reference, negative worse."
+    "1 is perfect, 0 no better than the reference, negative worse; n/a where the reference is near perfect."
 )
+HEADLINE_METRICS = ("rmse", "mae", "bias", "correlation", "crps", "spectral_ratio", "ssim")
+"""The columns of the headline table (those the scores have); ``crps`` only when a model is an ensemble."""
+_NOT_APPLICABLE = "n/a"
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,8 @@ class _Table:
         values: shape (model, metric).
         best: True where a value is the closest to perfect in its column (only
             for columns with at least two finite values), shape (model, metric).
+        not_applicable: True where a value is left out as meaningless (a skill
+            against a near-perfect reference), shown "n/a", shape (model, metric).
     """
 
     headers: list[str]
@@ -63,6 +78,7 @@ class _Table:
     models: list[str]
     values: np.ndarray
     best: np.ndarray
+    not_applicable: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,7 @@ class _Section:
 
     variable: str
     units: str
+    headline: _Table
     overall: _Table
     skill: dict[str, _Table]  # by reference model
     figures: list[_Figure]
@@ -101,8 +118,9 @@ def write_report(
             as a whole; other files are left alone.
         title: heading of the page and ``title`` attribute of ``metrics.nc``.
         references: models to compute skill against (:func:`skill_scores`);
-            every variable must have them. Default: all models of each
-            variable but its first.
+            every variable must have them. Default: for each variable, the
+            best (lowest RMSE) of its models but the first, e.g. the best
+            baseline of the ladder when the network comes first.
         examples: ``{variable: {"truth": field, model: field, ...}}`` with 2-D
             (lat, lon) fields of one time step, drawn with their errors
             against ``"truth"`` (:func:`~dl4ds.evaluation.plot_comparison`).
@@ -117,6 +135,8 @@ def write_report(
     reference), with the scores' ``long_name`` and ``units``. Where two
     variables have different coordinates along a dimension (other grids,
     times or models), the second one's dimension is named ``<dim>_<v>``.
+    Names along a dimension (models, references, seasons) are its auxiliary
+    coordinate ``<dim>_label`` (CF labels; coordinate variables are numeric).
 
     Figures without data are left out: the rank histogram without an
     ensemble, the grouped scores without groups, the example maps without
@@ -138,6 +158,7 @@ def write_report(
     try:
         dataset = _merge({variable: _flat(variable, scores[variable], skills[variable]) for variable in scores})
         dataset.attrs["title"] = title
+        dataset.attrs["history"] = appended_history(None, f"verified with dl4ds {__version__}")
         if notes:
             dataset.attrs["comment"] = "\n".join(notes)
         write_netcdf(dataset, staging / "metrics.nc")
@@ -149,7 +170,7 @@ def write_report(
         ]
         _write_text(staging / "metrics.md", _overall_markdown(title, notes, sections))
         _write_text(staging / "skill.md", _skill_markdown(title, sections))
-        _write_text(staging / "index.html", _page(title, notes, sections))
+        _write_text(staging / "index.html", _page(title, notes, sections, staging))
         _commit(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -165,13 +186,27 @@ def _section(
     root: Path,
 ) -> _Section:
     """The tables of one variable, and its figures drawn into ``root/figures``."""
+    header = partial(_header, data_units=scores.units)
+    perfect = near_perfect(scores, references) if references else None
     return _Section(
         variable=variable,
         units=scores.units,
-        overall=_table(scores.overall, _metric_distance, lambda name, values: _header(name, values, scores.units)),
-        skill={ref: _table(_versus(skill, ref), _skill_distance, lambda name, values: name) for ref in references},
+        headline=_table(scores.overall[_headline_metrics(scores)], _metric_distance, header),
+        overall=_table(scores.overall, _metric_distance, header),
+        skill={
+            ref: _table(
+                _versus(skill, ref), _skill_distance, lambda name, values: name, _versus_mask(perfect, skill, ref)
+            )
+            for ref in references
+        },
         figures=_draw_figures(variable, scores, example, root),
     )
+
+
+def _headline_metrics(scores: Scores) -> list[str]:
+    """The :data:`HEADLINE_METRICS` the scores have; CRPS only with an ensemble (for one field it is the MAE)."""
+    ensemble = scores.rank_histogram is not None and bool(np.isfinite(scores.rank_histogram.values).any())
+    return [name for name in HEADLINE_METRICS if name in scores.overall.data_vars and (name != "crps" or ensemble)]
 
 
 # --- checks ---------------------------------------------------------------------------------------------------------
@@ -216,9 +251,9 @@ def _checked_scores(scores: Mapping[str, Scores]) -> dict[str, Scores]:
 
 
 def _checked_references(scores: dict[str, Scores], references: Sequence[str] | None) -> dict[str, list[str]]:
-    """The reference models of each variable: ``references``, or all models but the first."""
+    """The reference models of each variable: ``references``, or the best (lowest RMSE) of its models but the first."""
     if references is None:
-        return {variable: item.models[1:] for variable, item in scores.items()}
+        return {variable: _best_of(item, item.models[1:]) for variable, item in scores.items()}
     references = [references] if isinstance(references, str) else [str(ref) for ref in references]
     for variable, item in scores.items():
         missing = [ref for ref in references if ref not in item.models]
@@ -228,6 +263,16 @@ def _checked_references(scores: dict[str, Scores], references: Sequence[str] | N
                 "pass references that every variable was verified for."
             )
     return {variable: list(references) for variable in scores}
+
+
+def _best_of(scores: Scores, models: list[str]) -> list[str]:
+    """``[the model of models with the lowest RMSE]`` (the first of them without RMSE), or [] for no models."""
+    if not models:
+        return []
+    if "rmse" not in scores.overall:
+        return models[:1]
+    rmse = scores.overall["rmse"].sel(model=models).values
+    return [models[int(np.nanargmin(rmse))]] if np.isfinite(rmse).any() else models[:1]
 
 
 def _checked_examples(
@@ -273,7 +318,10 @@ def _flat(variable: str, scores: Scores, skill: xr.Dataset) -> xr.Dataset:
     items: dict[str, xr.DataArray] = {}
 
     def add(name: str, values: xr.DataArray, **defaults: str) -> None:
-        items[f"{variable}_{name}"] = values.assign_attrs({**defaults, **values.attrs})
+        attrs = {**defaults, **values.attrs}
+        if attrs.get("units") == "dB":  # not a UDUNITS unit: a dimensionless number, said to be in decibels
+            attrs.update(units="1", comment="in decibels (10 log10 of a ratio of powers)")
+        items[f"{variable}_{name}"] = values.assign_attrs(attrs)
 
     for name, values in scores.overall.data_vars.items():
         add(str(name), values)
@@ -299,7 +347,14 @@ def _flat(variable: str, scores: Scores, skill: xr.Dataset) -> xr.Dataset:
         for name, values in skill.data_vars.items():
             add(f"skill_{name}", values)
     dataset = xr.Dataset(items)
-    labels = {dim: dataset[dim].astype(str) for dim in ("model", "reference") if dim in dataset.coords}
+    labels = {
+        dim: dataset[dim].astype(str).assign_attrs(long_name=_COORDINATE_NAMES[dim])
+        for dim in ("model", "reference")
+        if dim in dataset.coords
+    }
+    for dim in ("probability", "rank"):
+        if dim in dataset.coords:
+            labels[dim] = dataset[dim].assign_attrs(long_name=_COORDINATE_NAMES[dim], units="1")
     return dataset.assign_coords(labels)
 
 
@@ -365,15 +420,25 @@ def _versus(skill: xr.Dataset, reference: str) -> xr.Dataset:
     return skill.sel(reference=reference, drop=True).sel(model=others)
 
 
+def _versus_mask(perfect: xr.Dataset | None, skill: xr.Dataset, reference: str) -> xr.Dataset | None:
+    """Where the skill relative to ``reference`` is not applicable (the reference near perfect), dims (model,)."""
+    if perfect is None:
+        return None
+    others = _versus(skill, reference)["model"]
+    return perfect.sel(reference=reference, drop=True).expand_dims(model=others.values)
+
+
 def _table(
     scores: xr.Dataset,
     distance: Callable[[str, np.ndarray], np.ndarray],
     header: Callable[[str, xr.DataArray], str],
+    not_applicable: xr.Dataset | None = None,
 ) -> _Table:
     """A :class:`_Table` of ``scores`` (dims (model,)).
 
     ``distance(metric, values)`` says how far values are from perfect, to mark
-    the best; ``header(metric, values)`` gives the column title.
+    the best; ``header(metric, values)`` gives the column title;
+    ``not_applicable`` (booleans like ``scores``) marks the cells shown "n/a".
     """
     names = [str(name) for name in scores.data_vars]
     values = np.full((scores.sizes["model"], len(names)), np.nan)
@@ -383,12 +448,17 @@ def _table(
         far = distance(name, values[:, column])
         if np.isfinite(far).sum() >= 2:
             best[:, column] = np.isclose(far, np.nanmin(far), rtol=1e-9, atol=0.0)
+    mask = np.zeros(values.shape, dtype=bool)
+    if not_applicable is not None:
+        for column, name in enumerate(names):
+            mask[:, column] = not_applicable[name].transpose("model").values
     return _Table(
         headers=[header(name, scores[name]) for name in names],
         descriptions=[str(scores[name].attrs.get("long_name", name)) for name in names],
         models=[str(m) for m in scores["model"].values],
         values=values,
-        best=best,
+        best=best & ~mask,
+        not_applicable=mask,
     )
 
 
@@ -405,8 +475,10 @@ def _header(name: str, values: xr.DataArray, data_units: str) -> str:
     return f"{name} ({units})" if units not in ("", "1") else name
 
 
-def _format(value: float) -> str:
-    """A score with 4 significant digits; a dash for NaN."""
+def _format(value: float, not_applicable: bool = False) -> str:
+    """A score with 4 significant digits; "n/a" for a meaningless one, a dash for NaN."""
+    if not_applicable:
+        return _NOT_APPLICABLE
     return "\N{EN DASH}" if not np.isfinite(value) else f"{value:.4g}"
 
 
@@ -416,8 +488,8 @@ def _markdown_table(table: _Table) -> str:
         "| " + " | ".join(["model", *table.headers]) + " |",
         "|:--" + "|--:" * len(table.headers) + "|",
     ]
-    for model, values, best in zip(table.models, table.values, table.best):
-        cells = [f"**{_format(v)}**" if b else _format(v) for v, b in zip(values, best)]
+    for model, values, best, absent in zip(table.models, table.values, table.best, table.not_applicable):
+        cells = [f"**{_format(v)}**" if b else _format(v, a) for v, b, a in zip(values, best, absent)]
         lines.append("| " + " | ".join([model, *cells]) + " |")
     return "\n".join(lines)
 
@@ -538,11 +610,14 @@ def _has_values(values: xr.DataArray) -> bool:
     return bool(np.isfinite(values.values).any())
 
 
-def _map_style(metric: str) -> dict[str, str]:
-    """Colour scale of a score map: diverging about 0 for signed biases, from 0 for errors, robust otherwise."""
+def _map_style(metric: str) -> dict[str, str | float]:
+    """Colour scale of a score map: diverging about the perfect value for signed biases (0) and ratios (1), from 0
+    for errors, robust otherwise (correlations)."""
     info = metric_info(metric)
     if info.perfect == 0.0 and (metric == "bias" or metric.endswith("_bias")):
-        return {"scale": "diverging", "cmap": "RdBu_r"}
+        return {"scale": "diverging", "cmap": "RdBu_r", "centre": 0.0}
+    if info.perfect == 1.0 and (metric.endswith("ratio") or metric == "spread_skill"):
+        return {"scale": "diverging", "cmap": "PuOr_r", "centre": 1.0}
     if info.perfect == 0.0:
         return {"scale": "zero", "cmap": "magma_r"}
     return {"scale": "robust", "cmap": "viridis"}
@@ -564,11 +639,15 @@ _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 80em; padding: 0 1em; color: #222; }
 h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
 h2 { border-bottom: 1px solid #aaa; margin-top: 2em; }
-table { border-collapse: collapse; margin: .5em 0 1.5em; font-size: .9em; }
-th, td { border: 1px solid #ccc; padding: .25em .6em; }
+.scroll { max-width: 100%; overflow-x: auto; margin: .5em 0 1.5em; }
+table { border-collapse: collapse; font-size: .9em; }
+p.caption { color: #444; font-size: .9em; margin: .3em 0; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; white-space: nowrap; }
 th { background: #f0f0f0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.best { font-weight: bold; background: #d9f2d9; }
+td.na { color: #888; }
+details > summary { cursor: pointer; margin: .5em 0; }
 figure { margin: 1.5em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { font-size: .9em; color: #444; max-width: 60em; }
@@ -576,57 +655,107 @@ figcaption { font-size: .9em; color: #444; max-width: 60em; }
 """
 
 
-def _page(title: str, notes: list[str], sections: list[_Section]) -> str:
-    """The self-contained HTML page: title, notes, and per variable its tables and figures."""
+def _page(title: str, notes: list[str], sections: list[_Section], root: Path) -> str:
+    """The self-contained HTML page: its header, then one section per variable (figures read from ``root``)."""
     escape = html.escape
-    body = [f"<h1>{escape(title)}</h1>"]
-    if notes:
-        body.append('<ul class="notes">' + "".join(f"<li>{escape(note)}</li>" for note in notes) + "</ul>")
-    links = " · ".join(f'<a href="{name}">{name}</a>' for name in _DATA_FILES)
-    body.append(f'<p class="meta">Written by dl4ds {escape(__version__)}. Data: {links}.</p>')
-    body.append(
-        "<nav><ul>"
-        + "".join(f'<li><a href="#{_slug(s.variable)}">{escape(s.variable)}</a></li>' for s in sections)
-        + "</ul></nav>"
-    )
-    for section in sections:
-        units = f" ({escape(section.units)})" if section.units else ""
-        body.append(f'<section id="{_slug(section.variable)}"><h2>{escape(section.variable)}{units}</h2>')
-        body.append("<h3>Overall scores</h3>")
-        body.append(_html_table(section.overall, "best value of each column (closest to perfect) highlighted"))
-        for reference, table in section.skill.items():
-            body.append(f"<h3>Skill relative to {escape(reference)}</h3>")
-            body.append(_html_table(table, _SKILL_NOTE))
-        for figure in section.figures:
-            body.append(
-                f'<figure><img src="{escape(figure.file)}" alt="{escape(figure.caption)}" loading="lazy">'
-                f"<figcaption>{escape(figure.caption)}</figcaption></figure>"
-            )
-        body.append("</section>")
+    body = [_header_html(title, notes, sections), *(_variable_html(section, root) for section in sections)]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"
     )
 
 
+def _header_html(title: str, notes: list[str], sections: list[_Section]) -> str:
+    """Title, notes, the data files and the table of contents."""
+    escape = html.escape
+    parts = [f"<h1>{escape(title)}</h1>"]
+    if notes:
+        parts.append('<ul class="notes">' + "".join(f"<li>{escape(note)}</li>" for note in notes) + "</ul>")
+    links = " · ".join(f'<a href="{name}">{name}</a>' for name in _DATA_FILES)
+    parts.append(f'<p class="meta">Written by dl4ds {escape(__version__)}. Data: {links}.</p>')
+    parts.append(
+        "<nav><ul>"
+        + "".join(f'<li><a href="#{_slug(s.variable)}">{escape(s.variable)}</a></li>' for s in sections)
+        + "</ul></nav>"
+    )
+    return "\n".join(parts)
+
+
+def _variable_html(section: _Section, root: Path) -> str:
+    """One variable: the headline table, skill against the reference(s), every score, the figures."""
+    escape = html.escape
+    units = f" ({escape(section.units)})" if section.units else ""
+    return "\n".join(
+        [
+            f'<section id="{_slug(section.variable)}"><h2>{escape(section.variable)}{units}</h2>',
+            _headline_html(section),
+            _skill_html(section),
+            _all_scores_html(section),
+            _figures_html(section, root),
+            "</section>",
+        ]
+    )
+
+
+def _headline_html(section: _Section) -> str:
+    return "<h3>Headline scores</h3>\n" + _html_table(
+        section.headline, "best value of each column (closest to perfect) highlighted"
+    )
+
+
+def _skill_html(section: _Section) -> str:
+    parts = []
+    for reference, table in section.skill.items():
+        parts.append(f"<h3>Skill relative to {html.escape(reference)}</h3>")
+        parts.append(_html_table(table, _SKILL_NOTE))
+    return "\n".join(parts)
+
+
+def _all_scores_html(section: _Section) -> str:
+    count = len(section.overall.headers)
+    return (
+        f"<details><summary>All {count} overall scores</summary>\n"
+        + _html_table(section.overall, "best value of each column (closest to perfect) highlighted")
+        + "\n</details>"
+    )
+
+
+def _figures_html(section: _Section, root: Path) -> str:
+    """The figures, embedded as PNG data URIs so that the page is one file that can be mailed."""
+    escape = html.escape
+    parts = []
+    for figure in section.figures:
+        encoded = base64.b64encode((root / figure.file).read_bytes()).decode("ascii")
+        parts.append(
+            f'<figure id="{escape(Path(figure.file).stem)}"><img src="data:image/png;base64,{encoded}" '
+            f'alt="{escape(figure.caption)}"><figcaption>{escape(figure.caption)} '
+            f'(<a href="{escape(figure.file)}">PNG</a>)</figcaption></figure>'
+        )
+    return "\n".join(parts)
+
+
 def _html_table(table: _Table, caption: str) -> str:
+    """The table in a box that scrolls sideways when it is wider than the page."""
     escape = html.escape
     head = "".join(
         f'<th title="{escape(description)}">{escape(header)}</th>'
         for header, description in zip(table.headers, table.descriptions)
     )
     rows = []
-    for model, values, best in zip(table.models, table.values, table.best):
+    for model, values, best, absent in zip(table.models, table.values, table.best, table.not_applicable):
         cells = "".join(
-            f'<td class="num{" best" if b else ""}">{escape(_format(v))}</td>' for v, b in zip(values, best)
+            f'<td class="num{" best" if b else ""}{" na" if a else ""}"'
+            + (' title="the reference is near perfect in this score"' if a else "")
+            + f">{escape(_format(v, a))}</td>"
+            for v, b, a in zip(values, best, absent)
         )
         rows.append(f"<tr><th>{escape(model)}</th>{cells}</tr>")
-    return (
-        f"<table><caption>{escape(caption)}</caption>\n<thead><tr><th>model</th>{head}</tr></thead>\n<tbody>\n"
-        + "\n".join(rows)
-        + "\n</tbody></table>"
+    return (  # the caption above the box, so that it wraps in the page rather than scrolling with the table
+        f'<p class="caption">{escape(caption)}</p>\n<div class="scroll"><table>\n'
+        f"<thead><tr><th>model</th>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>"
     )
 
 

@@ -8,17 +8,28 @@ so one formula covers errors (perfect 0), correlations (perfect 1) and ratios.
 
 from __future__ import annotations
 
+import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from dl4ds.errors import DataError
 
-__all__ = ["METRICS", "MetricInfo", "Scores", "metric_info", "quantile_metric", "skill_scores"]
+__all__ = [
+    "METRICS",
+    "NEAR_PERFECT",
+    "MetricInfo",
+    "Scores",
+    "metric_info",
+    "near_perfect",
+    "quantile_metric",
+    "skill_scores",
+]
 
 UnitsKind = Literal["data", "dimensionless", "dB", "mm day-1"]
 
@@ -141,6 +152,16 @@ class Scores:
     def models(self) -> list[str]:
         return [str(m) for m in self.overall["model"].values]
 
+    def to_dataframe(self) -> pd.DataFrame:
+        """The overall scores as a table: one row per model (index ``model``), one column per metric."""
+        frame = self.overall.to_dataframe()[list(map(str, self.overall.data_vars))]
+        frame.index = frame.index.astype(str)
+        return frame
+
+    def _repr_html_(self) -> str:
+        units = f" ({self.units})" if self.units else ""
+        return frame_html(self.to_dataframe(), f"{self.variable}{units}: overall scores of {len(self.models)} models")
+
     @classmethod
     def combine(cls, parts: Sequence[Scores]) -> Scores:
         """Stack the scores of several models for the same variable and truth along ``model``."""
@@ -219,10 +240,14 @@ def skill_scores(scores: Scores, references: Sequence[str] | None = None) -> xr.
     ``1 - (1 - r) / (1 - r_ref)``; for biases the absolute values are compared.
 
     Returns a Dataset with the overall metrics as variables, dims (model,
-    reference). ``references`` defaults to all models.
+    reference). ``references`` defaults to all models. A skill is NaN where
+    the reference is near perfect in that metric (:func:`near_perfect`): its
+    ratio would be a meaningless large number, such as a bias skill of -120
+    against a reference whose bias is 0.0003 K.
     """
     references = list(scores.models if references is None else references)
     overall = scores.overall
+    perfect = near_perfect(scores, references)
     result = {}
     for name, values in overall.data_vars.items():
         info = metric_info(str(name))
@@ -230,7 +255,46 @@ def skill_scores(scores: Scores, references: Sequence[str] | None = None) -> xr.
         reference = distance.sel(model=references).rename(model="reference")
         with np.errstate(divide="ignore", invalid="ignore"):
             skill = 1.0 - distance / reference
-        skill = skill.where(reference > 0)
+        skill = skill.where((reference > 0) & ~perfect[name])
         skill.attrs = {"long_name": f"skill in {info.long_name} relative to the reference", "units": "1"}
         result[str(name)] = skill
     return xr.Dataset(result)
+
+
+NEAR_PERFECT = {"data": 0.01, "dimensionless": 1e-3, "mm day-1": 0.01}
+"""How close to perfect a reference's score may be before skill against it is not shown: for scores in the data's
+units, this fraction of the reference's RMSE (its typical error); for dimensionless scores and daily precipitation
+(mm day-1), this distance. PSNR has no such limit (its distance, the normalised MSE, is never near 0 in practice)."""
+
+
+def near_perfect(scores: Scores, references: Sequence[str]) -> xr.Dataset:
+    """Whether each reference's overall score is so close to perfect that skill against it means nothing.
+
+    Returns booleans with the overall metrics as variables, dims (reference,);
+    the limits are :data:`NEAR_PERFECT`.
+    """
+    overall = scores.overall.sel(model=list(references)).rename(model="reference")
+    typical = overall["rmse"] if "rmse" in overall else xr.full_like(overall[next(iter(overall.data_vars))], np.nan)
+    result = {}
+    for name, values in overall.data_vars.items():
+        info = metric_info(str(name))
+        distance = xr.apply_ufunc(info.distance, values)
+        if info.units == "data":
+            limit = NEAR_PERFECT["data"] * typical
+        else:
+            limit = xr.full_like(distance, NEAR_PERFECT.get(info.units, 0.0))
+        result[str(name)] = (distance < limit).fillna(False)
+    return xr.Dataset(result)
+
+
+def metrics_frame(metrics: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """``{model: {metric: value}}`` (the headline scores of a verification) as a table, one row per model."""
+    frame = pd.DataFrame.from_dict({str(model): dict(values) for model, values in metrics.items()}, orient="index")
+    return frame.rename_axis("model")
+
+
+def frame_html(frame: pd.DataFrame, caption: str, note: str = "") -> str:
+    """A table of scores for a notebook: 4 significant digits, a dash for NaN, under a caption."""
+    table = frame.to_html(float_format=lambda value: f"{value:.4g}", na_rep="\N{EN DASH}", border=0)
+    extra = f"<br><small>{html.escape(note)}</small>" if note else ""
+    return f"<div><strong>{html.escape(caption)}</strong>{extra}{table}</div>"

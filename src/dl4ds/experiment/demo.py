@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from importlib import resources
 from pathlib import Path
 
@@ -15,8 +13,6 @@ from dl4ds.experiment.config import ExperimentConfig
 from dl4ds.experiment.runner import Experiment, ExperimentResult
 from dl4ds.inference.downscale import downscale
 from dl4ds.io import write_netcdf
-
-logger = logging.getLogger(__name__)
 
 
 def demo_config(output_dir: str | Path, *, epochs: int | None = None) -> ExperimentConfig:
@@ -34,7 +30,7 @@ def run_demo(
     """Train resnet_spc x4 on ERA5 (1-24 March 2019), verify on 25-31 March, downscale GloSea4.
 
     Writes into ``output_dir``: ``metrics.json`` (rmse, mae, bias, correlation
-    in K for "bicubic" and "resnet_spc"), ``test_downscaled.nc``, PNG maps,
+    and CRPS in K of "resnet_spc" and each baseline of the ladder), ``test_downscaled.nc``, the report,
     ``checkpoints/best.pt`` and ``glosea4_downscaled.nc`` (13 members x 6
     months at 0.25 degree).
     """
@@ -56,5 +52,4 @@ def run_demo(
         truth_key=None,
         title="GloSea4 ensemble mean (13 members) downscaled to 0.25 degree",
     )
-    logger.info("metrics on the test days:\n%s", json.dumps(result.metrics, indent=2))
     return result

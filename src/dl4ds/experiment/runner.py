@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -23,6 +23,7 @@ from dl4ds.data.torch_dataset import DownscalingDataset, cell_weights
 from dl4ds.data.units import with_units
 from dl4ds.errors import ConfigError, DataError
 from dl4ds.evaluation.pipeline import Evaluation, verify
+from dl4ds.evaluation.scores import frame_html, metrics_frame
 from dl4ds.evaluation.verification import Verification
 from dl4ds.experiment.config import EvaluationConfig, ExperimentConfig, VariableSource
 from dl4ds.inference.downscale import downscale
@@ -46,6 +47,14 @@ class ExperimentResult:
     model: DownscalingModel
     output_dir: Path
     metrics: dict[str, dict[str, float]] | None
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The test period's headline scores, one row per model (empty without a test period)."""
+        return metrics_frame(self.metrics or {})
+
+    def _repr_html_(self) -> str:
+        caption = f"{self.model.metadata.architecture}: scores on the test period"
+        return frame_html(self.to_dataframe(), caption, note=f"outputs in {self.output_dir}")
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,14 @@ class Experiment:
         data = self.config.data
         path = data.coarse.path if data.pairing == "mos" and data.coarse is not None else data.target.path
         return ", ".join(str(resolve_source(each)) for each in expand_paths(path))
+
+    @property
+    def coarse_attributes(self) -> dict[str, object]:
+        """The global attributes (licence, source, history...) of the data the coarse inputs come from."""
+        data = self.config.data
+        source = data.coarse if data.pairing == "mos" and data.coarse is not None else data.target
+        with open_data(source.path) as ds:
+            return {str(key): value for key, value in ds.attrs.items()}
 
     def _check_prediction_source(self, prediction: xr.Dataset) -> None:
         """Warn when ``prediction`` was downscaled from other coarse data than the baselines are built from."""
@@ -248,6 +265,7 @@ class Experiment:
                 seed=training.seed,
                 evaluation=self.config.evaluation,
                 source=self.coarse_source,
+                source_attributes=self.coarse_attributes,
             )
         return ExperimentResult(model=model, output_dir=self.output_dir, metrics=metrics)
 
@@ -337,6 +355,7 @@ def verify_model(
     seed: int | None = None,
     evaluation: EvaluationConfig | None = None,
     source: str | None = None,
+    source_attributes: Mapping[str, object] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Downscale the test period with ``model`` and verify it against the baseline ladder (:func:`verify`).
 
@@ -348,14 +367,15 @@ def verify_model(
     The rungs of the ladder the data does not allow (``lapse_rate`` without
     an elevation static field) are left out, and the report says why.
     ``evaluation`` gives the baselines' options and the wet-day scores' (its ``samples`` is not used here);
-    ``source``, recorded in ``test_downscaled.nc``, names where the test inputs come from.
+    ``source``, recorded in ``test_downscaled.nc``, names where the test inputs come from, and
+    ``source_attributes`` are that data's global attributes, whose licence, source and history the file keeps.
     Writes ``test_downscaled.nc``, ``metrics.json`` and the report in
     ``report/``. Returns ``{model: {metric: value}}`` with the network first,
     per target variable when there are several (keys ``model/variable``).
     """
     meta = model.metadata
     evaluation = evaluation or EvaluationConfig()
-    predicted = downscale(model, test.input_dataset(), samples=samples, seed=seed)
+    predicted = downscale(model, test.input_dataset().assign_attrs(source_attributes or {}), samples=samples, seed=seed)
     period = f"{str(test.times[0])[:16]} to {str(test.times[-1])[:16]}"
     if source is not None:
         predicted.attrs[INPUT_ATTRIBUTE] = str(source)

@@ -11,14 +11,14 @@ peak memory depends on the block and tile sizes, not on the number of steps.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ from dask.highlevelgraph import HighLevelGraph
 from tqdm.auto import tqdm
 
 from dl4ds._version import __version__
+from dl4ds.cf import LEAD_DIMS, complete, provenance
 from dl4ds.data import units
 from dl4ds.data.fields import VariableSpec, as_dataset, check_variables, replace_infinite, select_variables
 from dl4ds.data.forecast_dims import LEAD_DIMS
@@ -75,6 +76,8 @@ class _Input:
         method: how a block is regridded onto ``grid`` when it is not on it.
         clamp: whether ``grid`` may reach beyond the input's cell centres (the
             model's training grid for input on its training data's grid).
+        attrs: the input's global attributes (its history, licence, source...).
+        cell_methods: the ``cell_methods`` of the input variables that have one.
     """
 
     ds: xr.Dataset
@@ -86,6 +89,8 @@ class _Input:
     descending: bool
     method: RegridMethod = "linear"
     clamp: bool = False
+    attrs: Mapping[Hashable, object] = dataclasses.field(default_factory=dict)
+    cell_methods: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -250,6 +255,10 @@ class Downscaler:
                 )
             ds = ds.rename(self.options.rename)
         ds = units.with_units(ds, self.options.units, role="input")
+        attrs = dict(ds.attrs)
+        cell_methods = {
+            str(n): str(v.attrs["cell_methods"]) for n, v in ds.data_vars.items() if "cell_methods" in v.attrs
+        }
         _check_inputs(ds, meta)
         ds = _in_model_units(select_variables(ds, meta.input_variables, role="coarse input"), meta)
         names = coordinate_names(ds)
@@ -279,7 +288,7 @@ class Downscaler:
                 f"the spatio-temporal model takes windows of {meta.time_window} consecutive steps along {time_dim!r}, "
                 f"but the input has only {ds.sizes[time_dim]}; give at least {meta.time_window} steps"
             )
-        return _Input(ds, grid, dims, user_dims, time_dim, names, descending, method, clamp)
+        return _Input(ds, grid, dims, user_dims, time_dim, names, descending, method, clamp, attrs, cell_methods)
 
     def _warn_if_smaller_than_receptive_field(self, grid: Grid) -> None:
         """Warn when ``grid`` gives each output cell less context than the network's receptive field and its training.
@@ -435,8 +444,20 @@ def _output_dataset(fields: da.Array, source: _Input, fine_grid: Grid, meta: Mod
     }
     if samples > 1:
         coords["sample"] = xr.Variable(
-            "sample", np.arange(samples), {"long_name": "ensemble sample drawn by the network"}
+            "sample",
+            np.arange(samples),
+            {"long_name": "ensemble sample drawn by the network", "standard_name": "realization"},
         )
+        statistics_coords = {  # what the cell_methods of the mean and spread name: all samples
+            "samples": xr.Variable(
+                (),
+                samples,
+                {
+                    "long_name": f"number of ensemble samples a mean or spread is taken over (samples 0 to {samples - 1})",
+                    "units": "1",
+                },
+            )
+        }
     coords |= fine_grid.coords()
     if "time" in source.dims:
         coords["time"] = coords["time"].copy()
@@ -446,6 +467,11 @@ def _output_dataset(fields: da.Array, source: _Input, fine_grid: Grid, meta: Mod
     for index, name in enumerate(meta.target_variables):
         attrs = dict(meta.attrs.get(name, {}))
         attrs["comment"] = f"downscaled x{meta.scale} by dl4ds {meta.architecture}"
+        cell_methods = source.cell_methods.get(name, attrs.get("cell_methods"))
+        if cell_methods is None and "time" in dims:  # what was downscaled describes the time sampling
+            cell_methods = "time: point"
+        if cell_methods is not None:
+            attrs["cell_methods"] = cell_methods
         field = xr.DataArray(fields[..., index, :, :], dims=(*dims, "lat", "lon"), coords=coords, attrs=attrs)
         variables[name] = field.transpose(*order)
         if samples > 1:
@@ -453,32 +479,40 @@ def _output_dataset(fields: da.Array, source: _Input, fine_grid: Grid, meta: Mod
             variables[f"{name}_mean"] = (
                 field.mean("sample")
                 .transpose(*order[1:])
-                .assign_attrs(attrs, long_name=f"ensemble mean of {long_name}", cell_methods="sample: mean")
+                .assign_coords(statistics_coords)
+                .assign_attrs(
+                    attrs, long_name=f"ensemble mean of {long_name}", cell_methods=_over_samples(attrs, "mean")
+                )
             )
             variables[f"{name}_spread"] = (
                 field.std("sample", ddof=1)
                 .transpose(*order[1:])
+                .assign_coords(statistics_coords)
                 .assign_attrs(
                     {k: v for k, v in attrs.items() if k != "standard_name"},
                     long_name=f"ensemble standard deviation of {long_name} over {samples} samples",
-                    cell_methods="sample: standard_deviation",
+                    cell_methods=_over_samples(attrs, "standard_deviation"),
                 )
             )
-    history = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} downscaled x{meta.scale} with dl4ds {__version__} ({meta.architecture})"
+    made_by = f"downscaled x{meta.scale} with dl4ds {__version__} (network {meta.architecture})"
     output = xr.Dataset(
         variables,
         attrs={
-            "Conventions": "CF-1.8",
             "title": f"{', '.join(meta.target_variables)} downscaled x{meta.scale} with dl4ds",
-            "source": f"dl4ds {__version__}, network {meta.architecture}",
-            "history": history,
+            **provenance([source.attrs], made_by=made_by),
         },
     )
     if source.descending:
         output = output.isel(lat=slice(None, None, -1))
-    return output.rename(
+    output = output.rename(
         {standard: name for standard, name in source.names.items() if name != standard and standard in output.variables}
     )
+    return complete(output, reorder=False)
+
+
+def _over_samples(attrs: Mapping[str, str], method: str) -> str:
+    """The ``cell_methods`` of a statistic over the samples (the scalar coordinate ``samples``) of a field with ``attrs``."""
+    return " ".join(filter(None, (attrs.get("cell_methods"), f"samples: {method}")))
 
 
 def _split(size: int, length: int) -> tuple[int, ...]:

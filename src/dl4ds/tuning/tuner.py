@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 import torch
 import xarray as xr
 import yaml
@@ -33,6 +34,7 @@ from pydantic import ValidationError
 from dl4ds.baselines import list_baselines
 from dl4ds.errors import ConfigError
 from dl4ds.evaluation.pipeline import Evaluation, headline_scores, verify
+from dl4ds.evaluation.scores import frame_html, metrics_frame
 from dl4ds.experiment.config import ExperimentConfig
 from dl4ds.experiment.runner import DEFAULT_SAMPLES, Experiment
 from dl4ds.inference.downscale import downscale
@@ -128,6 +130,15 @@ class TuningResult:
     best_config: ExperimentConfig | None
     test: dict[str, dict[str, float]] | None
     counts: dict[str, int]
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The test period's headline scores (``tuned``, ``base``, the ladder), one row per model; empty if not verified."""
+        return metrics_frame(self.test or {})
+
+    def _repr_html_(self) -> str:
+        trials = ", ".join(f"{count} {state.lower()}" for state, count in self.counts.items())
+        note = f"best trial {self.best_trial} (objective {self.best_value}); trials: {trials}; results in {self.output_dir}"
+        return frame_html(self.to_dataframe(), "tuning: scores on the test period", note=note)
 
 
 class Tuner:
@@ -460,9 +471,11 @@ class Tuner:
         for name, trial in chosen.items():
             config = self.trial_config(trial)
             model = self._trained_model(trial, config, name)
-            data = Experiment(config).training_data()
+            experiment = Experiment(config)
+            data = experiment.training_data()
             assert data.test is not None
-            predictions[name] = _predict(model, config, data.test.input_dataset())
+            inputs = data.test.input_dataset().assign_attrs(experiment.coarse_attributes)  # licence, source, history
+            predictions[name] = _predict(model, config, inputs)
             notes.append(f"{name}: trial {trial.number}, {model.metadata.architecture}, {_describe(trial.params)}")
         assert data is not None and data.test is not None
         result = verify(
