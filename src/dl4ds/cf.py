@@ -55,7 +55,7 @@ REALIZATION_DIMS = ("member", "number", "realization", "ensemble", "ensemble_mem
 """Dims whose index is an ensemble member: standard name ``realization``."""
 
 LEAD_DIMS = ("lead_time", "leadtime", "step", "forecastMonth", "forecast_period", "lead")
-"""Dims of forecast lead (time since the forecast reference time)."""
+"""Dims of forecast lead (time since the forecast reference time), in the order they are looked for."""
 
 PROVENANCE_ATTRIBUTES = ("license", "licence", "institution", "references", "acknowledgement", "project")
 """Global attributes of an input that an output made from it keeps as they are."""

@@ -6,8 +6,9 @@ latitude, longitude and time are found by :func:`dl4ds.data.grid.standardize`.
 
 from __future__ import annotations
 
-LEAD_DIMS = ("lead_time", "leadtime", "step", "forecastMonth", "forecast_period", "lead")
-"""Names of a lead-time dimension, in the order they are looked for."""
+from dl4ds.cf import LEAD_DIMS  # names of a lead-time dimension, in the order they are looked for
+
+__all__ = ["INIT_DIMS", "LEAD_DIMS"]
 
 INIT_DIMS = ("init", "forecast_reference_time", "init_time", "initial_time", "start_date", "sdate", "reftime")
 """Names of an initialisation (start date) dimension, in the order they are looked for."""

@@ -35,7 +35,6 @@ from dl4ds._version import __version__
 from dl4ds.cf import LEAD_DIMS, complete, provenance
 from dl4ds.data import units
 from dl4ds.data.fields import VariableSpec, as_dataset, check_variables, replace_infinite, select_variables
-from dl4ds.data.forecast_dims import LEAD_DIMS
 from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, coordinate_names, latitude_descending, standardize
 from dl4ds.data.pairing import NO_PADDING
 from dl4ds.data.regrid import RegridMethod
