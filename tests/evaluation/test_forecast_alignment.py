@@ -7,6 +7,7 @@ import xarray as xr
 from helpers import make_hindcast
 
 from dl4ds import datasets
+from dl4ds.errors import DataError
 from dl4ds.evaluation.forecast import Hindcast, StartCalendar, climatology, match_observations
 
 
@@ -76,3 +77,13 @@ def test_climatology_per_start_month_with_and_without_the_year_left_out():
     np.testing.assert_allclose(plain, [3, 3, 3, 15, 15, 15])
     left_out = climatology(values, starts, leave_one_out=True)[:, 0]
     np.testing.assert_allclose(left_out, [4, 3.5, 1.5, 20, 10, 15])
+
+
+def test_observations_of_another_name_are_taken_when_they_hold_one_variable():
+    hindcast, observations = make_hindcast(3, 2, 2, 2, 2)
+    layout = Hindcast.of(hindcast)
+    renamed = match_observations(layout, observations.rename(tas="t2m"))
+    np.testing.assert_array_equal(renamed.values, match_observations(layout, observations).values)
+    two = observations.rename(tas="t2m").assign(t2m_max=observations["tas"] + 1)
+    with pytest.raises(DataError, match="has 2 gridded variables \\['t2m', 't2m_max'\\]; choose one"):
+        match_observations(layout, two)

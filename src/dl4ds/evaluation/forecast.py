@@ -260,7 +260,7 @@ def match_observations(
     if aggregation not in (None, "mean"):
         raise DataError(f"unknown aggregation {aggregation!r}; use 'mean' or None")
     name = hindcast.data.name
-    observed = standardize(_one_variable(observations, variable or (str(name) if name else None), "observations"))
+    observed = standardize(_observed_variable(observations, variable or (str(name) if name else None)))
     observed = observed.transpose("time", "lat", "lon")
     if not np.issubdtype(observed["time"].dtype, np.datetime64):
         raise DataError(
@@ -324,7 +324,7 @@ def match_observations(
 def to_units_of(hindcast: Hindcast, observations: xr.DataArray | xr.Dataset, name: str) -> Hindcast:
     """``hindcast`` converted to the units of the observations (see :mod:`dl4ds.data.units`)."""
     variable = str(hindcast.data.name) if hindcast.data.name is not None else None
-    observed = _one_variable(observations, variable, "observations")
+    observed = _observed_variable(observations, variable)
     converted, _ = units.conform(
         hindcast.data,
         units.units_of(observed),
@@ -336,6 +336,13 @@ def to_units_of(hindcast: Hindcast, observations: xr.DataArray | xr.Dataset, nam
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------
+
+
+def _observed_variable(observations: xr.DataArray | xr.Dataset, name: str | None) -> xr.DataArray:
+    """The observed variable named like the forecast's, or the only gridded one when none is (e.g. tas against t2m)."""
+    if isinstance(observations, xr.Dataset) and name is not None and name not in observations.data_vars:
+        return _one_variable(observations, None, "observations")
+    return _one_variable(observations, name, "observations")
 
 
 def _one_variable(data: xr.DataArray | xr.Dataset, variable: str | None, role: str) -> xr.DataArray:

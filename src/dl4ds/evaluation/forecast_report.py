@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,7 +177,9 @@ def _page(
     )
     body.append("</ul></nav>")
     body.append("<h2>Skill by lead</h2>")
-    body.append(_table(scores.table(_TABLE_SCORES), "model", _TABLE_SCORES, f"area means [{confidence:.0%} interval]"))
+    units = {name: str(scores.area[name].attrs.get("units", "")) for name in _TABLE_SCORES}
+    caption = f"area means [{confidence:.0%} interval]"
+    body.append(_table(scores.table(_TABLE_SCORES), "model", _TABLE_SCORES, caption, units=units))
     if scores.references:
         body.append(f"<h3>{escape(scores.models[0])} minus each reference</h3>")
         names = tuple(f"delta_{score}" for score in DIFFERENCE_SCORES)
@@ -203,9 +205,21 @@ def _page(
     )
 
 
-def _table(frame: pd.DataFrame, key: str, names: Sequence[str], caption: str, *, p_values: bool = False) -> str:
+def _table(
+    frame: pd.DataFrame,
+    key: str,
+    names: Sequence[str],
+    caption: str,
+    *,
+    p_values: bool = False,
+    units: Mapping[str, str] | None = None,
+) -> str:
     escape = html.escape
-    head = "".join(f"<th>{escape(name)}</th>" for name in names)
+    shown = {name: (units or {}).get(name, "1") for name in names}
+    head = "".join(
+        f"<th>{escape(name)}{escape(f' ({shown[name]})' if shown[name] not in ('', '1') else '')}</th>"
+        for name in names
+    )
     rows = []
     for _, row in frame.iterrows():
         cells = []
