@@ -44,6 +44,7 @@ def as_arrays(members, truth):
     return forecast, observed
 
 
+@pytest.mark.slow  # importing scoringrules and properscoring (numba) takes about 7 s
 def test_crps_agrees_with_properscoring_and_scoringrules(ensemble):
     """Tolerance 1e-12 K: the same energy-form estimator of the empirical CDF, in float64, differing only in the
     order of the sums (the differences are a few ulps of values around 1 K)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -475,15 +476,25 @@ def _lines_within(kind: str, lon: tuple[float, float], lat: tuple[float, float])
     where the box's longitudes are in another range (0..360)."""
     west, east = min(lon), max(lon)
     south, north = min(lat), max(lat)
+    lines, boxes = _line_boxes(kind)
     chosen = []
     for shift in (-360.0, 0.0, 360.0):
-        if east < -180.0 + shift or west > 180.0 + shift:
-            continue
-        for line in map_lines()[kind]:
-            x, y = line[:, 0] + shift, line[:, 1]
-            if x.max() >= west and x.min() <= east and y.max() >= south and y.min() <= north:
-                chosen.append(np.column_stack([x, y]))
+        crossing = (
+            (boxes[:, 1] + shift >= west)
+            & (boxes[:, 0] + shift <= east)
+            & (boxes[:, 3] >= south)
+            & (boxes[:, 2] <= north)
+        )
+        chosen += [lines[i] + (shift, 0.0) for i in np.flatnonzero(crossing)]
     return chosen
+
+
+@cache
+def _line_boxes(kind: str) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The lines of ``kind`` and their bounding boxes (west, east, south, north), shape (line, 4)."""
+    lines = map_lines()[kind]
+    boxes = np.array([(x.min(), x.max(), y.min(), y.max()) for x, y in (line.T for line in lines)])
+    return lines, boxes
 
 
 def _edges(centres: np.ndarray) -> np.ndarray:
