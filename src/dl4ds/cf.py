@@ -46,6 +46,7 @@ __all__ = [
     "complete",
     "implied_height",
     "provenance",
+    "with_label_index",
 ]
 
 CONVENTIONS = "CF-1.11"
@@ -176,6 +177,20 @@ def _labels_as_auxiliary(ds: xr.Dataset) -> xr.Dataset:
     auxiliary coordinate along the dim: CF coordinate variables are numeric and monotonic (CF 6.1 labels)."""
     labels = [name for name in ds.dims if name in ds.coords and ds[name].dtype.kind in "USO"]
     return ds.rename_vars({name: f"{name}_label" for name in labels}) if labels else ds
+
+
+def with_label_index(ds: xr.Dataset) -> xr.Dataset:
+    """The inverse of the labels of a file dl4ds wrote: each ``<dim>_label`` coordinate along a ``<dim>`` that has
+    no coordinate of its own becomes that dim's coordinate, so ``ds.sel(model="bicubic")`` works again.
+
+    E.g. ``with_label_index(xr.open_dataset("report/metrics.nc"))``; other datasets come back unchanged.
+    """
+    names = {
+        f"{dim}_label": str(dim)
+        for dim in ds.dims
+        if dim not in ds.coords and f"{dim}_label" in ds.coords and ds[f"{dim}_label"].dims == (dim,)
+    }
+    return ds.rename_vars(names) if names else ds
 
 
 def _axis(ds: xr.Dataset, dim: Hashable) -> str:

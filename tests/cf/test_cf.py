@@ -152,3 +152,16 @@ def test_complete_labels_coordinates_and_heights(tmp_path):
     with netCDF4.Dataset(path) as stored:
         assert [stored[name].coordinates.strip() for name in ("t2m", "u10", "sp")] == ["height_2m", "height_10m", ""]
     assert cf.implied_height("tas_mean", {}) == 2.0 and cf.implied_height("msl", {"long_name": "pressure"}) is None
+
+
+def test_label_coordinates_index_their_dim_again_when_read():
+    ds = xr.Dataset(
+        {"rmse": ("model", [0.3, 0.6]), "skill": (("model", "reference"), [[0.5], [0.0]])},
+        coords={"model": ["net", "bicubic"], "reference": ["bicubic"]},
+    )
+    written = cf.complete(ds)
+    assert "model" not in written.coords and list(written["model_label"].values) == ["net", "bicubic"]
+    read = cf.with_label_index(written)
+    assert float(read["rmse"].sel(model="bicubic")) == 0.6
+    assert float(read["skill"].sel(model="net", reference="bicubic")) == 0.5
+    xr.testing.assert_identical(cf.with_label_index(ds), ds)  # nothing to restore: unchanged

@@ -9,6 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from dl4ds import datasets
+from dl4ds.cf import with_label_index
 from dl4ds.cli import main
 from dl4ds.evaluation import ForecastVerification
 from dl4ds.io import write_netcdf
@@ -62,7 +63,7 @@ def test_evaluate_forecast_scores_the_hindcast_beside_references_and_baselines(t
     )
     assert result.exit_code == 0, result.output
     assert "ACC [interval]" in result.output and "noisy" in result.output and "nearest" in result.output
-    scores = xr.open_dataset(report / "scores.nc")
+    scores = with_label_index(xr.open_dataset(report / "scores.nc"))  # model names are CF labels in the file
     assert [str(m) for m in scores["model"].values] == ["seas5", "noisy", "nearest", "regression"]
     assert scores["acc_map"].dims == ("model", "lead", "lat", "lon") and scores.attrs["confidence"] == 0.9
     # the CLI gives what the Python API gives
