@@ -131,7 +131,7 @@ def main() -> None:
         ratios = f"{s['ratio_min']:.3f}-{s['ratio_max']:.3f} (mean {s['ratio_mean']:.3f})"
         print(
             f"{run:<11}{s['crps']:>8.4f}{s['rmse']:>8.4f}{s['spread_skill']:>14.3f}{ratios:>28}"
-            f"{s['outer_excess']:>10.2f}x{wall:>9}"
+            f"{s['outer_excess']:>10.2f}x {wall:>9}"
         )
     print(
         "targets for diffusion: CRPS <= 0.150 K; spread/skill in [0.85, 1.15]; every member's spectral ratio in "
