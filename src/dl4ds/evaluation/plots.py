@@ -47,7 +47,7 @@ __all__ = [
 
 _PANEL_WIDTH = 3.6  # inches of map per panel
 _ROBUST_PERCENTILES = (2.0, 98.0)
-_DPI = 150
+_DPI = 100  # figures are embedded in the page: 100 dpi keeps it light and quick to draw
 _MAX_COLUMNS = 4  # map panels per row
 _SPECTRAL_BAND = (0.8, 1.2)  # power ratios shaded as close to the truth
 

@@ -55,6 +55,8 @@ _SKILL_NOTE = (
 )
 HEADLINE_METRICS = ("rmse", "mae", "bias", "correlation", "crps", "spectral_ratio", "ssim")
 """The columns of the headline table (those the scores have); ``crps`` only when a model is an ensemble."""
+MAPPED_METRICS = ("rmse", "bias", "correlation", "std_ratio", "ssim", "crps", "spread_skill")
+"""The scores drawn as maps on the page (those the scores have); ``metrics.nc`` holds the map of every score."""
 _NOT_APPLICABLE = "n/a"
 
 
@@ -545,7 +547,8 @@ def _draw_figures(
             example,
             title=f"{variable}: example",
         )
-    for metric, maps in scores.maps.data_vars.items():
+    for metric in (name for name in MAPPED_METRICS if name in scores.maps.data_vars):
+        maps = scores.maps[metric]
         models = [m for m in scores.models if _has_values(maps.sel(model=m))]
         if models:
             long_name = str(maps.attrs.get("long_name", metric))
