@@ -217,6 +217,81 @@ def tuning_config(tmp_path: Path, parameters: dict, *, name: str = "tune", train
     return path
 
 
+# --- training runs from YAML, killed and resumed ---------------------------------------------------------------------
+
+
+def training_config(tmp_path: Path, model: dict, **training) -> dict:
+    """A small experiment config (2 training days, 1 validation day of bundled data, 16 x 16 patches) as a dict."""
+    return {
+        "data": {
+            "target": {"path": "bundled:era5_t2m_uk", "variables": ["t2m"]},
+            "static": {"path": "bundled:uk_static", "variables": ["elevation", "land_fraction"]},
+            "scale": 4,
+            "train_period": ["2019-03-01", "2019-03-02"],
+            "val_period": ["2019-03-03", "2019-03-03"],
+            "patch_size": [16, 16],
+        },
+        "model": model,
+        "training": {"batch_size": 16, "epochs": 4, "seed": 5, **training},
+        "output_dir": str(tmp_path / "run"),
+    }
+
+
+def train_command(config_path: Path, *extra: str) -> list[str]:
+    """``dl4ds --quiet train CONFIG EXTRA...`` in a fresh interpreter."""
+    import sys
+
+    return [sys.executable, "-m", "dl4ds.cli", "--quiet", "train", str(config_path), *extra]
+
+
+def train_killed_and_resumed(config_path: Path, root: Path, *, ready, epochs: int) -> dict[str, str]:
+    """Train ``config_path`` into ``root/straight``, and into ``root/killed`` killed by SIGKILL then resumed.
+
+    The second run is killed as soon as ``ready(checkpoint_dir)`` is true, which
+    must happen before its last epoch (asserted from its ``last.pt``), and
+    then resumed with ``--resume``. Returns the environment the runs had
+    (one OpenMP thread), for further commands.
+    """
+    import os
+    import signal
+    import subprocess
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(train_command(config_path, "-o", str(root / "straight")), check=True, env=env, capture_output=True)
+    checkpoints = root / "killed" / "checkpoints"
+    process = subprocess.Popen(
+        train_command(config_path, "-o", str(root / "killed")),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if ready(checkpoints):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be killed; make it longer"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert torch.load(checkpoints / "last.pt", weights_only=True)["training_state"]["epoch"] < epochs
+    subprocess.run(
+        train_command(config_path, "-o", str(root / "killed"), "--resume"), check=True, env=env, capture_output=True
+    )
+    return env
+
+
+def assert_same_weights(first: Path, second: Path) -> None:
+    """The models of two checkpoints have bit-identical weights."""
+    from dl4ds import load_model
+
+    expected = load_model(first).state_dict()
+    actual = load_model(second).state_dict()
+    assert actual.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(actual[key], value, rtol=0, atol=0)
+
+
 # --- residual diffusion ----------------------------------------------------------------------------------------------
 
 TINY_DIFFUSION = {"regressor_params": SMALL_PARAMS, "n_filters": 8, "depth": 1, "embedding": 8}

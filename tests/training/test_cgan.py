@@ -1,18 +1,14 @@
 """Conditional adversarial training, ensembles at inference, the training config, and resume after kill -9."""
 
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 import xarray as xr
 import yaml
-from helpers import SMALL_PARAMS
+from helpers import SMALL_PARAMS, assert_same_weights, train_killed_and_resumed, training_config
 
-from dl4ds import load_model
 from dl4ds.data import DownscalingDataset, Normalizer
 from dl4ds.errors import CheckpointError, ConfigError
 from dl4ds.experiment import Experiment
@@ -118,20 +114,7 @@ def test_cgan_resumes_exactly_with_its_discriminator(train_pairs, tmp_path):
 
 
 def _config(tmp_path, **training):
-    raw = {
-        "data": {
-            "target": {"path": "bundled:era5_t2m_uk", "variables": ["t2m"]},
-            "static": {"path": "bundled:uk_static", "variables": ["elevation", "land_fraction"]},
-            "scale": 4,
-            "train_period": ["2019-03-01", "2019-03-02"],
-            "val_period": ["2019-03-03", "2019-03-03"],
-            "patch_size": [16, 16],
-        },
-        "model": {"name": "resnet_spc", "params": NOISY},
-        "training": {"batch_size": 16, "epochs": 4, "seed": 5, **training},
-        "output_dir": str(tmp_path / "run"),
-    }
-    return raw
+    return training_config(tmp_path, {"name": "resnet_spc", "params": NOISY}, **training)
 
 
 def test_training_config_builds_every_option(tmp_path):
@@ -174,51 +157,20 @@ def test_invalid_training_configs_name_the_problem(tmp_path, training, message):
         ExperimentConfig.from_dict(_config(tmp_path, **training))
 
 
-def _train_command(config_path, *extra):
-    return [sys.executable, "-m", "dl4ds.cli", "--quiet", "train", str(config_path), *extra]
-
-
 @pytest.mark.slow
 def test_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     """A CGAN run killed by SIGKILL in the middle of training resumes to bit-identical final weights."""
     raw = _config(tmp_path, trainer="cgan", loss="crps", ensemble_size=2, epochs=5, ema_decay=0.9)
     config_path = tmp_path / "cgan.yaml"
     config_path.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(
-        _train_command(config_path, "-o", str(tmp_path / "straight")), check=True, env=env, capture_output=True
-    )
 
-    history = tmp_path / "killed" / "checkpoints" / "history.csv"
-    process = subprocess.Popen(
-        _train_command(config_path, "-o", str(tmp_path / "killed")),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) >= 3:  # two epochs done
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed; make it longer"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)["training_state"]["epoch"] < 5
-    subprocess.run(
-        _train_command(config_path, "-o", str(tmp_path / "killed"), "--resume"),
-        check=True,
-        env=env,
-        capture_output=True,
-    )
+    def two_epochs_done(checkpoints):
+        history = checkpoints / "history.csv"
+        return history.exists() and len(history.read_text().splitlines()) >= 3
 
-    straight = load_model(tmp_path / "straight" / "checkpoints" / "last.pt").state_dict()
-    resumed = load_model(tmp_path / "killed" / "checkpoints" / "last.pt").state_dict()
-    for key, value in straight.items():
-        torch.testing.assert_close(resumed[key], value, rtol=0, atol=0)
-    best = [load_model(tmp_path / run / "checkpoints" / "best.pt").state_dict() for run in ("straight", "killed")]
-    for key, value in best[0].items():
-        torch.testing.assert_close(best[1][key], value, rtol=0, atol=0)
+    env = train_killed_and_resumed(config_path, tmp_path, ready=two_epochs_done, epochs=5)
+    for name in ("last.pt", "best.pt"):
+        assert_same_weights(tmp_path / "straight" / "checkpoints" / name, tmp_path / "killed" / "checkpoints" / name)
     lines = (tmp_path / "killed" / "checkpoints" / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3", "4", "5"]
 

@@ -1,16 +1,14 @@
 """Residual diffusion training: stage 1 trained or loaded, the denoising loss, exact resume, configs and bad input."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 import xarray as xr
 import yaml
-from helpers import SMALL_PARAMS, TINY_DIFFUSION
+from helpers import SMALL_PARAMS, TINY_DIFFUSION, assert_same_weights, train_killed_and_resumed, training_config
 
 from dl4ds import load_model
 from dl4ds.data import DownscalingDataset, Normalizer
@@ -88,19 +86,8 @@ def test_trainers_and_models_must_match(train_pairs):
 
 
 def _config(tmp_path, **training):
-    return {
-        "data": {
-            "target": {"path": "bundled:era5_t2m_uk", "variables": ["t2m"]},
-            "static": {"path": "bundled:uk_static", "variables": ["elevation", "land_fraction"]},
-            "scale": 4,
-            "train_period": ["2019-03-01", "2019-03-02"],
-            "val_period": ["2019-03-03", "2019-03-03"],
-            "patch_size": [16, 16],
-        },
-        "model": {"name": "residual_diffusion", "params": TINY_DIFFUSION},
-        "training": {"trainer": "diffusion", "batch_size": 16, "epochs": 4, "seed": 5, **training},
-        "output_dir": str(tmp_path / "run"),
-    }
+    model = {"name": "residual_diffusion", "params": TINY_DIFFUSION}
+    return training_config(tmp_path, model, **{"trainer": "diffusion", **training})
 
 
 def test_diffusion_configs_build_their_trainer_and_bad_ones_name_the_fix(tmp_path):
@@ -121,47 +108,19 @@ def test_diffusion_configs_build_their_trainer_and_bad_ones_name_the_fix(tmp_pat
             ExperimentConfig.from_dict(_config(tmp_path, **training))
 
 
-def _train_command(config_path, *extra):
-    return [sys.executable, "-m", "dl4ds.cli", "--quiet", "train", str(config_path), *extra]
-
-
 @pytest.mark.slow
 def test_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     """A diffusion run killed by SIGKILL in stage 2 resumes to bit-identical weights; its ensemble comes from the CLI."""
     raw = _config(tmp_path, epochs=3, ema_decay=0.9, diffusion={"stage1_epochs": 1})
     config_path = tmp_path / "diffusion.yaml"
     config_path.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(
-        _train_command(config_path, "-o", str(tmp_path / "straight")), check=True, env=env, capture_output=True
-    )
-    history = tmp_path / "killed" / "checkpoints" / "history.csv"
-    process = subprocess.Popen(
-        _train_command(config_path, "-o", str(tmp_path / "killed")),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if (history.parent / "last.pt").exists():  # a stage-2 epoch done and checkpointed
-            break
-        time.sleep(0.02)
-    assert process.poll() is None, "the run ended before it could be killed; make it longer"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)["training_state"]["epoch"] < 3
-    subprocess.run(
-        _train_command(config_path, "-o", str(tmp_path / "killed"), "--resume"),
-        check=True,
-        env=env,
-        capture_output=True,
-    )
+
+    def stage_two_checkpointed(checkpoints):  # stage 1 checkpoints into checkpoints/stage1
+        return (checkpoints / "last.pt").exists()
+
+    env = train_killed_and_resumed(config_path, tmp_path, ready=stage_two_checkpointed, epochs=3)
     for name in ("last.pt", "best.pt"):
-        straight = load_model(tmp_path / "straight" / "checkpoints" / name).state_dict()
-        resumed = load_model(tmp_path / "killed" / "checkpoints" / name).state_dict()
-        for key, value in straight.items():
-            torch.testing.assert_close(resumed[key], value, rtol=0, atol=0)
+        assert_same_weights(tmp_path / "straight" / "checkpoints" / name, tmp_path / "killed" / "checkpoints" / name)
 
     coarse = (
         Experiment(ExperimentConfig.from_dict(raw)).pair().select_time("2019-03-03", "2019-03-03T05").input_dataset()
