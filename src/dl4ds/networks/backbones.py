@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dl4ds.networks.blocks import BlockOptions, ChannelLayerNorm, conv3x3
+from dl4ds.networks.blocks import BlockOptions, ChannelLayerNorm, conv3x3, pad_to_multiple
 
 
 class Backbone(nn.Module):
@@ -215,10 +215,7 @@ class UNet(Backbone):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        multiple = 2**self.depth
-        pad_h, pad_w = -height % multiple, -width % multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = pad_to_multiple(x, 2**self.depth)
         skips = []
         for level, encoder in enumerate(self.encoders):
             x = encoder(x)

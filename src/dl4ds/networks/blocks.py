@@ -107,6 +107,16 @@ class BlockOptions:
         return ChannelAttention(channels) if self.attention else nn.Identity()
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """(..., h, w) padded at the bottom and right, edges replicated, to the next multiples of ``multiple``.
+
+    What a U-Net (``multiple`` = 2**depth) does before pooling; crop its output back with ``[..., :h, :w]``.
+    """
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
     """3x3 convolution with "same" padding: (B, in, h, w) -> (B, out, h, w)."""
     return nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, padding_mode=PADDING_MODE)

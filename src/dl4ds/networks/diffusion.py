@@ -38,7 +38,7 @@ from torch import nn
 
 from dl4ds.errors import ConfigError
 from dl4ds.networks.backbones import ConvUnit
-from dl4ds.networks.blocks import BlockOptions, check_choice, conv3x3
+from dl4ds.networks.blocks import BlockOptions, check_choice, conv3x3, pad_to_multiple
 from dl4ds.networks.random_fields import RandomFields
 from dl4ds.networks.registry import check_minimum, create, register_model
 from dl4ds.utils.interpolation import upsample
@@ -100,10 +100,7 @@ class EmbeddedUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        multiple = 2**self.depth
-        pad_h, pad_w = -height % multiple, -width % multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = pad_to_multiple(x, 2**self.depth)
         skips = []
         for level in range(self.depth + 1):
             x = self.first[level](x) + self.shifts[level](embedding)[:, :, None, None]
