@@ -7,7 +7,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 from pydantic.fields import FieldInfo
@@ -19,6 +19,9 @@ from dl4ds.evaluation.options import EvaluateInputOptions
 from dl4ds.evaluation.precipitation import PrecipitationOptions
 from dl4ds.inference.options import DownscaleOptions
 from dl4ds.utils.options import Options
+
+if TYPE_CHECKING:  # the experiment imports torch: only where a command needs it
+    from dl4ds.experiment import Experiment
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -296,7 +299,6 @@ def evaluate(
     from dl4ds.data.units import with_units
     from dl4ds.evaluation.pipeline import Evaluation, parse_baselines, verify
     from dl4ds.evaluation.verification import Verification
-    from dl4ds.experiment import Experiment
     from dl4ds.io import check_not_input, open_data
 
     given = {name: options[name] for name in EvaluateInputOptions.model_fields if options.get(name) is not None}
@@ -313,22 +315,12 @@ def evaluate(
                 "--baselines needs exactly one of --checkpoint or --config: the experiment whose "
                 "training period the baselines are fitted on"
             )
-        if checkpoint is not None:
-            experiment = Experiment.of_checkpoint(checkpoint)
-        else:
-            assert config_path is not None, "exactly one of checkpoint and config_path is given"
-            experiment = Experiment.from_yaml(config_path)
+        experiment = _experiment(checkpoint, config_path)
+        assert experiment is not None, "exactly one of checkpoint and config_path is given"
         evaluation_section = experiment.config.evaluation
         train, pairs = experiment.baseline_pairs(predicted)
     stored_baselines = BaselineOptions() if evaluation_section is None else evaluation_section.baselines
-    baseline_options = BaselineOptions(
-        **{
-            section: getattr(stored_baselines, section).updated(
-                f"--{section.replace('_', '-')}-* options", **given_options(options, section)
-            )
-            for section in BaselineOptions.model_fields
-        }
-    )
+    baseline_options = _baseline_options(stored_baselines, options)
     precipitation = (
         PrecipitationOptions() if evaluation_section is None else evaluation_section.precipitation
     ).updated("--precipitation-* options", **given_options(options, "precipitation"))
@@ -416,7 +408,6 @@ def evaluate_forecast(
     from dl4ds.evaluation.forecast_report import write_forecast_report
     from dl4ds.evaluation.forecast_verification import ForecastVerification
     from dl4ds.evaluation.pipeline import parse_baselines
-    from dl4ds.experiment import Experiment
     from dl4ds.io import INPUT_ATTRIBUTE, check_not_input, open_data
 
     chosen = {key: options[key] for key in ForecastOptions.model_fields if options.get(key) is not None}
@@ -439,21 +430,11 @@ def evaluate_forecast(
                 f"--baselines needs the coarse hindcast: give --coarse PATH ({hindcast} names none in its "
                 f"{INPUT_ATTRIBUTE} attribute)"
             )
-        if checkpoint is not None and config_path is not None:
-            raise click.UsageError("give --checkpoint or --config, not both: the experiment the baselines learn from")
+        experiment = _experiment(checkpoint, config_path)
         train = None
-        if checkpoint is not None or config_path is not None:
-            experiment = Experiment.of_checkpoint(checkpoint) if checkpoint else Experiment.from_yaml(str(config_path))
+        if experiment is not None:
             train = experiment.pair().select_time(*experiment.config.data.train_period, role="train_period")
-        defaults = BaselineOptions()
-        baseline_options = BaselineOptions(
-            **{
-                section: getattr(defaults, section).updated(
-                    f"--{section.replace('_', '-')}-* options", **given_options(options, section)
-                )
-                for section in BaselineOptions.model_fields
-            }
-        )
+        baseline_options = _baseline_options(BaselineOptions(), options)
         fine = Hindcast.of(forecasts[name], variable=variable, role=f"forecast {name!r}")
         made = baseline_hindcasts(
             names,
@@ -506,6 +487,29 @@ def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
     click.echo(f"{'model':24s}" + "".join(f"{n:>13s}" for n in names))
     for method, values in metrics.items():
         click.echo(f"{method:24s}" + "".join(f"{values[n]:13.4f}" for n in names))
+
+
+def _experiment(checkpoint: str | None, config_path: str | None) -> Experiment | None:
+    """The experiment of ``--checkpoint`` or ``--config`` (whose training data the baselines learn from), or None."""
+    from dl4ds.experiment import Experiment
+
+    if checkpoint is not None and config_path is not None:
+        raise click.UsageError("give --checkpoint or --config, not both: the experiment the baselines learn from")
+    if checkpoint is not None:
+        return Experiment.of_checkpoint(checkpoint)
+    return None if config_path is None else Experiment.from_yaml(config_path)
+
+
+def _baseline_options(stored: BaselineOptions, options: dict[str, Any]) -> BaselineOptions:
+    """``stored`` updated with the --bcsd-*, --lapse-rate-* and --regression-* options given on the command line."""
+    return BaselineOptions(
+        **{
+            section: getattr(stored, section).updated(
+                f"--{section.replace('_', '-')}-* options", **given_options(options, section)
+            )
+            for section in BaselineOptions.model_fields
+        }
+    )
 
 
 def _print_forecast_scores(scores: Any) -> None:
