@@ -64,6 +64,18 @@ def test_fewer_than_three_start_years(files):
     )
 
 
+def test_a_start_given_twice(files):
+    """A repeated start would count its year twice in the climatology and the bootstrap: refused, not scored."""
+    hindcast, observations, root = files
+    twice = xr.concat([hindcast, hindcast.isel(forecast_reference_time=[1]) + 1.0], dim="forecast_reference_time")
+    message = "several starts in November of 2001; .*Keep one start per month and year, e.g. ds.drop_duplicates"
+    assert_refused(lambda: VERIFY.score({"f": twice}, observations), DataError, message, root)
+    write_netcdf(twice, root / "twice.nc")
+    assert_refused_by_cli(
+        ["evaluate-forecast", root / "twice.nc", root / "obs.nc", "-o", root / "report"], DataError, message, root
+    )
+
+
 def test_daily_observations_for_a_monthly_forecast_need_an_aggregation_rule(files):
     hindcast, _, root = files
     days = pd.date_range("2000-11-01", "2004-01-31", freq="D")

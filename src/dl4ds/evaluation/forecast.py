@@ -201,9 +201,15 @@ class StartCalendar:
         return cls(np.asarray(index.month), np.asarray(index.year))
 
     def check(self, role: str = "hindcast") -> None:
-        """Raise :class:`DataError` if any start month has fewer than :data:`MIN_YEARS` years."""
+        """Raise :class:`DataError` if a start month has one year twice, or fewer than :data:`MIN_YEARS` years."""
         for month in np.unique(self.months):
-            years = np.unique(self.years[self.months == month])
+            years, counts = np.unique(self.years[self.months == month], return_counts=True)
+            if (counts > 1).any():
+                raise DataError(
+                    f"the {role} has several starts in {pd.Timestamp(2000, int(month), 1):%B} of "
+                    f"{', '.join(map(str, years[counts > 1]))}; the climatology and the bootstrap count each start "
+                    "year once. Keep one start per month and year, e.g. ds.drop_duplicates('forecast_reference_time')."
+                )
             if years.size < MIN_YEARS:
                 raise DataError(
                     f"the {role} has {years.size} start year(s) ({', '.join(map(str, years))}) for starts in "
