@@ -375,14 +375,15 @@ def verify_model(
     """
     meta = model.metadata
     evaluation = evaluation or EvaluationConfig()
-    predicted = downscale(model, test.input_dataset().assign_attrs(source_attributes or {}), samples=samples, seed=seed)
+    inputs = test.input_dataset()
+    predicted = downscale(model, inputs.assign_attrs(source_attributes or {}), samples=samples, seed=seed)
     period = f"{str(test.times[0])[:16]} to {str(test.times[-1])[:16]}"
     if source is not None:
         predicted.attrs[INPUT_ATTRIBUTE] = str(source)
     predictions = {meta.architecture: predicted}
     if model.capabilities.iterative:  # a diffusion model's stage-1 mean: the deterministic network it refines
         stage1 = stage1_model(model)
-        predictions[f"{stage1.metadata.architecture} (stage 1)"] = downscale(stage1, test.input_dataset())
+        predictions[f"{stage1.metadata.architecture} (stage 1)"] = downscale(stage1, inputs)
     result = verify(
         predictions,
         test.target_dataset(),
