@@ -35,7 +35,7 @@ import xarray as xr
 
 import dl4ds
 from dl4ds.data import DownscalingDataset, Normalizer, PerfectProg
-from dl4ds.evaluation.forecast import Hindcast
+from dl4ds.data.hindcast import Hindcast
 from dl4ds.evaluation.forecast_baselines import baseline_hindcasts
 from dl4ds.io import write_netcdf
 from dl4ds.model import DownscalingModel

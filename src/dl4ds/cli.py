@@ -403,7 +403,7 @@ def evaluate_forecast(
     (ACC, CRPSS, RPSS) of HINDCAST minus each reference, with significance
     maps. Writes an HTML report with a section per lead, scores.nc and CSV tables.
     """
-    from dl4ds.evaluation.forecast import Hindcast
+    from dl4ds.data.hindcast import Hindcast
     from dl4ds.evaluation.forecast_baselines import baseline_hindcasts
     from dl4ds.evaluation.forecast_report import write_forecast_report
     from dl4ds.evaluation.forecast_verification import ForecastVerification

@@ -6,9 +6,9 @@ import pytest
 import xarray as xr
 from helpers import assert_refused, assert_refused_by_cli, make_hindcast
 
+from dl4ds.data.hindcast import Hindcast
 from dl4ds.errors import ConfigError, DataError
 from dl4ds.evaluation import ForecastVerification
-from dl4ds.evaluation.forecast import Hindcast
 from dl4ds.evaluation.forecast_baselines import baseline_hindcasts
 from dl4ds.io import write_netcdf
 

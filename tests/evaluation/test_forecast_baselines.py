@@ -7,7 +7,7 @@ from dl4ds import datasets
 from dl4ds.baselines import create_baseline
 from dl4ds.data import PerfectProg
 from dl4ds.data.grid import standardize
-from dl4ds.evaluation.forecast import Hindcast
+from dl4ds.data.hindcast import Hindcast
 from dl4ds.evaluation.forecast_baselines import baseline_hindcasts
 
 

@@ -374,3 +374,20 @@ def _extend(values: np.ndarray, step: float, before: int, after: int) -> np.ndar
     return np.concatenate(
         [values[0] - step * np.arange(before, 0, -1), values, values[-1] + step * np.arange(1, after + 1)]
     )
+
+
+def truth_on_prediction_grid(prediction: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
+    """The window of a standardized ``truth`` matching ``prediction``'s grid.
+
+    A model's output grid is often a crop of the truth grid (to a multiple of
+    the scale). Raises :class:`DataError` if the prediction grid is not a window
+    of the truth grid.
+    """
+    truth = align_longitudes(truth, prediction["lon"].values)
+    window = Grid.of(prediction).window_in(Grid.of(truth))
+    if window is None:
+        raise DataError(
+            f"the prediction grid ({Grid.of(prediction).describe()}) is not part of the truth grid "
+            f"({Grid.of(truth).describe()}); regrid one of them first"
+        )
+    return truth.isel(lat=window[0], lon=window[1]).assign_coords(lat=prediction["lat"], lon=prediction["lon"])

@@ -15,22 +15,19 @@ import numpy as np
 import xarray as xr
 
 from dl4ds.data import units
+from dl4ds.data.forecast_dims import MEMBER_DIMS
 from dl4ds.data.grid import Grid, align_longitudes, standardize
 from dl4ds.errors import ConfigError, DataError
 
 __all__ = [
-    "MEMBER_DIMS",
     "WeightOption",
     "align",
     "area_weights",
     "data_units",
     "member_dim",
-    "truth_on_prediction_grid",
 ]
 
 WeightOption = Literal["latitude"] | None
-
-MEMBER_DIMS = ("member", "number", "realization", "ensemble", "sample")
 
 UNITS_HINT = (
     "set the units: dl4ds evaluate --units {name}=UNITS (the prediction) or --truth-units {name}=UNITS (the truth), "
@@ -52,7 +49,7 @@ def align(
     """Standardized copies of both fields on identical coordinates and common times.
 
     With ``members=True`` the prediction may have one ensemble dimension (see
-    :data:`MEMBER_DIMS`) that the truth lacks; it comes right before ``lat``.
+    :data:`~dl4ds.data.forecast_dims.MEMBER_DIMS`) that the truth lacks; it comes right before ``lat``.
     The truth is transposed to the prediction's dimension order, latitude is
     ascending and both are cast to ``dtype``. The prediction is converted to
     the truth's units (:mod:`dl4ds.data.units`: ``degC`` and ``K``, ``mm/day``
@@ -136,23 +133,6 @@ def align(
             "check that they cover the same members/levels."
         )
     return pred.astype(dtype), true.astype(dtype)
-
-
-def truth_on_prediction_grid(prediction: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
-    """The window of a standardized ``truth`` matching ``prediction``'s grid.
-
-    A model's output grid is often a crop of the truth grid (to a multiple of
-    the scale). Raises :class:`DataError` if the prediction grid is not a window
-    of the truth grid.
-    """
-    truth = align_longitudes(truth, prediction["lon"].values)
-    window = Grid.of(prediction).window_in(Grid.of(truth))
-    if window is None:
-        raise DataError(
-            f"the prediction grid ({Grid.of(prediction).describe()}) is not part of the truth grid "
-            f"({Grid.of(truth).describe()}); regrid one of them first"
-        )
-    return truth.isel(lat=window[0], lon=window[1]).assign_coords(lat=prediction["lat"], lon=prediction["lon"])
 
 
 def area_weights(field: xr.DataArray, weights: WeightOption) -> xr.DataArray:

@@ -20,10 +20,10 @@ import xarray as xr
 from dl4ds.baselines import BaselineOptions
 from dl4ds.data import units
 from dl4ds.data.grid import Grid
+from dl4ds.data.hindcast import Hindcast
 from dl4ds.data.pairing import PairedData, choose_scale
 from dl4ds.data.regrid import regrid
 from dl4ds.errors import DataError
-from dl4ds.evaluation.forecast import Hindcast
 from dl4ds.evaluation.pipeline import build_baselines
 
 logger = logging.getLogger(__name__)

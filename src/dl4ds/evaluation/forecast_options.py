@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dl4ds.evaluation.forecast import Aggregation
+from dl4ds.data.hindcast import Aggregation
 from dl4ds.utils.options import Options
 
 

@@ -1,7 +1,7 @@
 """Hindcast verification: the skill of a (downscaled) seasonal ensemble per lead time, beside reference forecasts.
 
 :class:`ForecastVerification` matches every forecast to the observations
-(:mod:`dl4ds.evaluation.forecast`), takes anomalies, and scores them
+(:mod:`dl4ds.data.hindcast`), takes anomalies, and scores them
 (:mod:`dl4ds.evaluation.forecast_scores`) per lead, as maps and as area
 means (cos-latitude weighted), with a block bootstrap over the start years
 for confidence. The first forecast is the one verified; the others are its
@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from dl4ds.data.hindcast import Hindcast, StartCalendar, climatology, match_observations, to_units_of
 from dl4ds.errors import DataError
 from dl4ds.evaluation import forecast_scores as fs
 from dl4ds.evaluation.alignment import area_weights
-from dl4ds.evaluation.forecast import Hindcast, StartCalendar, climatology, match_observations, to_units_of
 from dl4ds.evaluation.forecast_options import ForecastOptions
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class ForecastVerification:
                 dimension, references of another layout, fewer than 3 start
                 years, observations covering none of the valid times or finer
                 than the forecast's period without an aggregation rule (see
-                :func:`~dl4ds.evaluation.forecast.match_observations`), or no
+                :func:`~dl4ds.data.hindcast.match_observations`), or no
                 point where everything is valid.
         """
         if not forecasts:

@@ -21,10 +21,9 @@ import pandas as pd
 import xarray as xr
 
 from dl4ds.baselines import Baseline, BaselineOptions, create_baseline, list_baselines
-from dl4ds.data.grid import standardize
+from dl4ds.data.grid import standardize, truth_on_prediction_grid
 from dl4ds.data.pairing import PairedData
 from dl4ds.errors import ConfigError, DataError
-from dl4ds.evaluation.alignment import truth_on_prediction_grid
 from dl4ds.evaluation.report import write_report
 from dl4ds.evaluation.scores import Scores, frame_html, metrics_frame
 from dl4ds.evaluation.verification import Verification

@@ -7,8 +7,8 @@ import xarray as xr
 from helpers import make_hindcast
 
 from dl4ds import datasets
+from dl4ds.data.hindcast import Hindcast, StartCalendar, climatology, match_observations
 from dl4ds.errors import DataError
-from dl4ds.evaluation.forecast import Hindcast, StartCalendar, climatology, match_observations
 
 
 def test_the_bundled_seas5_hindcast_matches_era5_month_by_month():

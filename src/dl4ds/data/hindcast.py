@@ -5,7 +5,7 @@ Layout
     (any of :data:`~dl4ds.data.forecast_dims.INIT_DIMS`, e.g. ``init`` or
     ``forecast_reference_time``; or ``time`` when a lead dimension and a
     ``valid_time`` coordinate are also there, as cfgrib writes GRIB), an
-    ensemble dimension (:data:`~dl4ds.evaluation.alignment.MEMBER_DIMS`, e.g.
+    ensemble dimension (:data:`~dl4ds.data.forecast_dims.MEMBER_DIMS`, e.g.
     ``member``, ``realization``, ``number``; a hindcast without one is a
     one-member ensemble), a lead dimension
     (:data:`~dl4ds.data.forecast_dims.LEAD_DIMS`, e.g. ``forecastMonth``,
@@ -62,10 +62,9 @@ import pandas as pd
 import xarray as xr
 
 from dl4ds.data import units
-from dl4ds.data.forecast_dims import INIT_DIMS, LEAD_DIMS
-from dl4ds.data.grid import Grid, standardize
+from dl4ds.data.forecast_dims import INIT_DIMS, LEAD_DIMS, MEMBER_DIMS
+from dl4ds.data.grid import Grid, standardize, truth_on_prediction_grid
 from dl4ds.errors import DataError
-from dl4ds.evaluation.alignment import MEMBER_DIMS, truth_on_prediction_grid
 
 logger = logging.getLogger(__name__)
 
