@@ -433,7 +433,7 @@ def evaluate_forecast(
         experiment = _experiment(checkpoint, config_path)
         train = None
         if experiment is not None:
-            train = experiment.pair().select_time(*experiment.config.data.train_period, role="train_period")
+            train = experiment.train_pairs()
         baseline_options = _baseline_options(BaselineOptions(), options)
         fine = Hindcast.of(forecasts[name], variable=variable, role=f"forecast {name!r}")
         made = baseline_hindcasts(

@@ -248,13 +248,15 @@ def match_observations(
     *,
     aggregation: Aggregation = None,
     variable: str | None = None,
+    own_grid: bool = False,
 ) -> xr.DataArray:
     """The observations at each forecast's valid time, dims (init, lead, lat, lon) on the hindcast's grid, in memory.
 
     The rule is the module docstring's. The hindcast is expected in the
     observations' units (see :func:`to_units_of`). Pairs without an
     observation are NaN (logged); the observation grid must contain the
-    hindcast's grid as a window.
+    hindcast's grid as a window, unless ``own_grid``: then the observations
+    stay on their own grid (the fine targets of a coarse hindcast in training).
 
     Raises:
         DataError: observations without time, finer than the forecast period
@@ -272,7 +274,8 @@ def match_observations(
             f"the observations' times are {observed['time'].dtype} values, not dates of the standard calendar; "
             "decode them (xr.decode_cf) or convert the calendar (ds.convert_calendar('standard'))."
         )
-    observed = truth_on_prediction_grid(hindcast.data.isel(init=0, member=0, lead=0), observed)
+    if not own_grid:
+        observed = truth_on_prediction_grid(hindcast.data.isel(init=0, member=0, lead=0), observed)
     times = observed["time"].values
     step = _shortest_step(times)
     wanted = hindcast.period
@@ -320,7 +323,7 @@ def match_observations(
     return xr.DataArray(
         values.reshape(shape),
         dims=("init", "lead", "lat", "lon"),
-        coords={"init": data["init"], "lead": data["lead"], "lat": data["lat"], "lon": data["lon"]},
+        coords={"init": data["init"], "lead": data["lead"], "lat": observed["lat"], "lon": observed["lon"]},
         name=observed.name,
         attrs=observed.attrs,
     )

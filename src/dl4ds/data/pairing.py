@@ -219,6 +219,10 @@ class PairedData:
             raise DataError(f"the {role} {start}..{end} contains no time step; the data runs from {first} to {last}")
         return replace(self, inputs=self.inputs.sel(selection), target=target)
 
+    def take(self, positions: Sequence[int] | np.ndarray) -> PairedData:
+        """The samples at ``positions`` along time (e.g. those of some start years, see :mod:`dl4ds.data.hindcast_pairing`)."""
+        return replace(self, inputs=self.inputs.isel(time=positions), target=self.target.isel(time=positions))
+
 
 def domain_slices(shape: tuple[int, int], padding: Padding) -> tuple[slice, slice]:
     """The index slices of a padded fine grid of ``shape`` that hold the unpadded domain."""
@@ -440,11 +444,13 @@ def _assemble(
     notes: list[str],
     padding: Padding = NO_PADDING,
     resampling: Resampling | None = None,
+    extra_channels: xr.DataArray | None = None,
 ) -> PairedData:
     """The pairs of ``target`` (on its padded fine grid) and its ``coarse_targets``, with predictors and static fields.
 
     ``attrs`` holds the CF attributes of the targets and their coarse
-    counterparts; those of predictors and static fields are added.
+    counterparts (and of ``extra_channels``, uniform (time, variable) input
+    channels put last); those of predictors and static fields are added.
     """
     fine = Grid.of(target)
     coarse = Grid.of(coarse_targets)
@@ -458,6 +464,10 @@ def _assemble(
     if predictor_field is not None:
         channels.append(predictor_field.rename(variable="channel"))
         input_names = input_names + [str(v) for v in predictor_field["variable"].values]
+    if extra_channels is not None:
+        uniform = extra_channels.astype(np.float32).broadcast_like(coarse_targets.isel(variable=0, drop=True))
+        channels.append(uniform.transpose("time", "variable", "lat", "lon").rename(variable="channel"))
+        input_names = input_names + [str(v) for v in extra_channels["variable"].values]
     repeated = sorted({name for name in input_names if input_names.count(name) > 1})
     if repeated:
         raise ConfigError(
@@ -629,8 +639,36 @@ class MOS:
         if common.size < field.sizes["time"] or common.size < coarse_field.sizes["time"]:
             notes.append(f"kept the {common.size} time steps common to the coarse and target data")
             logger.info(notes[-1])
-        field = field.sel(time=common)
-        coarse_field = align_longitudes(coarse_field.sel(time=common), field["lon"].values)
+        return self.pair_on_grids(
+            field.sel(time=common),
+            coarse_field.sel(time=common),
+            coarse_names,
+            _coarse_attrs(coarse_data, coarse_names) | attrs,
+            as_sources(predictors, predictor_variables),
+            as_sources(static, static_variables),
+            notes,
+        )
+
+    def pair_on_grids(
+        self,
+        field: xr.DataArray,
+        coarse_field: xr.DataArray,
+        coarse_names: Sequence[str],
+        attrs: dict[str, dict[str, str]],
+        predictors: Sequence[Source],
+        static: Sequence[Source],
+        notes: list[str],
+        extra_channels: xr.DataArray | None = None,
+    ) -> PairedData:
+        """Pair a target ``field`` and its ``coarse_field`` (both (time, variable, lat, lon), on the same samples).
+
+        The grid part of :meth:`pair`: the target is cropped to the cells of
+        the coarse data and padded to a multiple of the scale, the coarse data
+        regridded onto the network's coarse grid. ``attrs`` holds the CF
+        attributes of both; ``extra_channels`` (time, variable) are input
+        channels that do not vary in space, such as a forecast's lead time.
+        """
+        coarse_field = align_longitudes(coarse_field, field["lon"].values)
         source = Grid.of(coarse_field)
         field = _crop_to_cells(field, source, notes)
         domain = Grid.of(field)
@@ -667,14 +705,15 @@ class MOS:
         return _assemble(
             coarse_field,
             pad_target(field, padding, fine),
-            coarse_names,
-            _coarse_attrs(coarse_data, coarse_names) | attrs,
-            as_sources(predictors, predictor_variables),
-            as_sources(static, static_variables),
+            list(coarse_names),
+            attrs,
+            predictors,
+            static,
             scale,
             notes,
             padding,
             resampling,
+            extra_channels,
         )
 
     @staticmethod

@@ -33,6 +33,7 @@ __all__ = [
     "names",
     "path",
     "seas5_tas_hindcast",
+    "seas5_tas_hindcast_4deg",
     "uk_static",
 ]
 
@@ -43,6 +44,7 @@ _FILES = {
     "uk_static": "uk_static_0p25.nc",
     "glosea4_ensemble": "glosea4_ts_nweurope_2011.nc",
     "seas5_tas_hindcast": "seas5_tas_med_hindcast_2000_2005.nc",
+    "seas5_tas_hindcast_4deg": "seas5_tas_med_hindcast_4deg_2000_2005.nc",
     "era5_tas_monthly": "era5_tas_med_monthly_2000_2006.nc",
 }
 
@@ -97,6 +99,16 @@ def seas5_tas_hindcast() -> xr.Dataset:
     12 W-40 E, with ``valid_time`` (forecast_reference_time, forecastMonth).
     """
     return _open("seas5_tas_hindcast")
+
+
+def seas5_tas_hindcast_4deg() -> xr.Dataset:
+    """:func:`seas5_tas_hindcast` cut to 27-46 N, 12 W-39 E and block-averaged 4 x 4: a coarse forecast to downscale.
+
+    Dims (forecast_reference_time: 6, realization: 15, forecastMonth: 3,
+    latitude: 5, longitude: 13), cell centres 28.5-44.5 N, 10.5 W-37.5 E;
+    written by ``tools/coarsen_seas5_hindcast.py``.
+    """
+    return _open("seas5_tas_hindcast_4deg")
 
 
 def era5_tas_monthly() -> xr.Dataset:

@@ -23,6 +23,20 @@ MOS with coarse data on any grid, several files, levels and predictor sources::
         - {path: "reanalysis_pl/*.nc", variables: ["ta@850hPa", "z@500hPa"]}
         - {path: sst.nc, variables: [sst], regrid: conservative}
       pairing: mos            # scale: chosen from the grids unless given
+
+Forecast-aware MOS: every member, start and lead of a coarse hindcast paired
+with the observations at its valid time (:class:`dl4ds.data.HindcastMOS`),
+split by start year; the lead time is an input channel, so one model serves
+every lead (``configs/hindcast_mos.yaml``)::
+
+    data:
+      target: {path: obs_tas_monthly.nc, variables: [tas]}
+      coarse: {path: seas5_tas_hindcast.nc, variables: [tas]}   # dims init, member, lead, lat, lon
+      pairing: hindcast_mos
+      lead_input: true
+      train_years: [2000, 2001, 2002, 2003, 2004, 2005, 2006, 2007, 2008, 2009]
+      val_years: [2010, 2011]
+      test_years: [2012, 2013, 2014]  # verified per lead as a forecast: at least 3 start years
 """
 
 from __future__ import annotations
@@ -44,6 +58,8 @@ from dl4ds.training.options import TrainingOptions
 from dl4ds.utils.options import Options, Scale, problems
 
 Period = tuple[str, str]
+PERIODS = ("train_period", "val_period", "test_period")
+START_YEARS = ("train_years", "val_years", "test_years")
 
 
 class VariableSource(Options):
@@ -73,8 +89,17 @@ class VariableSource(Options):
 
 class DataConfig(Options):
     target: VariableSource
-    pairing: Literal["perfect_prog", "mos"] = "perfect_prog"
-    coarse: VariableSource | None = Field(default=None, description="MOS only: the coarse counterparts of the targets")
+    pairing: Literal["perfect_prog", "mos", "hindcast_mos"] = Field(
+        default="perfect_prog",
+        description="perfect_prog (coarse inputs are block averages of the target), mos (explicit coarse data paired "
+        "by time) or hindcast_mos (every member, start and lead of a coarse hindcast paired with the observations at "
+        "its valid time)",
+    )
+    coarse: VariableSource | None = Field(
+        default=None,
+        description="mos: the coarse counterparts of the targets; hindcast_mos: the coarse hindcast (dims init, "
+        "member, lead, lat, lon)",
+    )
     static: VariableSource | None = None
     predictors: VariableSource | list[VariableSource] | None = Field(
         default=None, description="one source of predictors, or a list of sources, each on its own grid"
@@ -88,9 +113,27 @@ class DataConfig(Options):
         default=True,
         description="perfect_prog: crop the target to a multiple of the scale (mos pads it and never crops)",
     )
-    train_period: Period
+    train_period: Period | None = Field(
+        default=None, description="[start, end] dates of training (perfect_prog and mos; required)"
+    )
     val_period: Period | None = None
     test_period: Period | None = None
+    train_years: list[int] | None = Field(
+        default=None, description="hindcast_mos: the start years of training (required)"
+    )
+    val_years: list[int] | None = Field(default=None, description="hindcast_mos: the start years of validation")
+    test_years: list[int] | None = Field(
+        default=None,
+        description="hindcast_mos: the start years of the test, verified per lead as a forecast (at least 3)",
+    )
+    lead_input: bool = Field(
+        default=True, description="hindcast_mos: the lead time as an input channel, so one model serves every lead"
+    )
+    aggregation: Literal["mean"] | None = Field(
+        default=None,
+        description="hindcast_mos: 'mean' pairs a monthly hindcast with the mean of daily observations; "
+        "finer observations are refused without it",
+    )
     patch_size: tuple[int, int] | None = Field(
         default=None, description="fine cells (height, width); whole domain if omitted"
     )
@@ -123,6 +166,17 @@ class DataConfig(Options):
             raise ValueError("target.regrid: the target defines the fine grid and is never regridded; remove regrid")
         if self.pairing == "mos" and self.coarse is None:
             raise ValueError("pairing 'mos' needs a 'coarse' source (the coarse data paired with the target)")
+        if self.pairing == "hindcast_mos":
+            self._check_hindcast_mos()
+        else:
+            if self.train_period is None:
+                raise ValueError(f"pairing {self.pairing!r} needs a train_period, e.g. ['2019-03-01', '2019-03-21']")
+            given = [name for name in (*START_YEARS, "aggregation") if getattr(self, name) is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} apply to pairing 'hindcast_mos' only; use train_period, val_period and "
+                    "test_period, or pairing: hindcast_mos"
+                )
         if self.lazy and self.patch_size is None:
             raise ValueError("lazy: true samples patches from the archive; set patch_size, e.g. [64, 64]")
         if (
@@ -139,7 +193,7 @@ class DataConfig(Options):
             raise ValueError(
                 "pairing 'perfect_prog' makes its coarse input from the target; remove 'coarse' or use pairing 'mos'"
             )
-        periods = {name: getattr(self, name) for name in ("train_period", "val_period", "test_period")}
+        periods = {name: getattr(self, name) for name in PERIODS}
         spans = {name: _span(p) for name, p in periods.items() if p is not None}
         names = list(spans)
         for i, first in enumerate(names):
@@ -150,6 +204,36 @@ class DataConfig(Options):
                         f"{first} {periods[first]} overlaps {second} {periods[second]}; periods must be disjoint"
                     )
         return self
+
+    def _check_hindcast_mos(self) -> None:
+        if self.coarse is None:
+            raise ValueError("pairing 'hindcast_mos' needs a 'coarse' source: the coarse hindcast")
+        periods = [name for name in PERIODS if getattr(self, name) is not None]
+        if periods:
+            raise ValueError(
+                f"pairing 'hindcast_mos' splits by start year: replace {', '.join(periods)} by train_years, "
+                "val_years and test_years"
+            )
+        if self.train_years is None:
+            raise ValueError("pairing 'hindcast_mos' needs train_years, the start years of training, e.g. [2000, 2001]")
+        if self.predictors is not None or self.lazy:
+            raise ValueError(
+                "pairing 'hindcast_mos' takes no predictors and is not read lazily yet; remove predictors and lazy"
+            )
+        if self.test_years is not None and len(set(self.test_years)) < 3:
+            raise ValueError(
+                f"test_years {self.test_years}: a forecast is verified against the climatology of its start years, "
+                "which needs at least 3; give 3 or more, or leave test_years out and cross-validate by year"
+            )
+        splits = {name: set(getattr(self, name)) for name in START_YEARS if getattr(self, name) is not None}
+        names = list(splits)
+        for i, first in enumerate(names):
+            for second in names[i + 1 :]:
+                shared = splits[first] & splits[second]
+                if shared:
+                    raise ValueError(
+                        f"{first} and {second} share the start years {sorted(shared)}; they must be disjoint"
+                    )
 
 
 def _span(period: Period) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -192,6 +276,15 @@ class ExperimentConfig(Options):
     training: TrainingOptions = TrainingOptions()
     evaluation: EvaluationConfig = EvaluationConfig()
     output_dir: str = "runs/experiment"
+
+    @model_validator(mode="after")
+    def _samples_fit_the_model(self) -> ExperimentConfig:
+        if self.data.pairing == "hindcast_mos" and self.model.time_window is not None:
+            raise ValueError(
+                "model.time_window: hindcast_mos samples are forecasts of different starts, members and leads, not "
+                "consecutive time steps; use a spatial network without time_window"
+            )
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> ExperimentConfig:

@@ -16,12 +16,17 @@ import torch
 import xarray as xr
 
 from dl4ds.data.grid import standardize
+from dl4ds.data.hindcast import Hindcast
+from dl4ds.data.hindcast_pairing import HindcastMOS, select_start_years
 from dl4ds.data.lazy import LazyPatchDataset, fit_lazy_normalizer
 from dl4ds.data.normalization import Normalizer
 from dl4ds.data.pairing import MOS, PairedData, PerfectProg, Source
 from dl4ds.data.torch_dataset import DownscalingDataset, cell_weights
 from dl4ds.data.units import with_units
 from dl4ds.errors import ConfigError, DataError
+from dl4ds.evaluation.forecast_baselines import baseline_hindcasts
+from dl4ds.evaluation.forecast_report import write_forecast_report
+from dl4ds.evaluation.forecast_verification import ForecastVerification
 from dl4ds.evaluation.pipeline import Evaluation, verify
 from dl4ds.evaluation.scores import frame_html, metrics_frame
 from dl4ds.evaluation.verification import Verification
@@ -130,8 +135,13 @@ class Experiment:
         Raises:
             DataError: the prediction has no time coordinate, or its period has no data.
         """
+        if self.config.data.pairing == "hindcast_mos":
+            raise ConfigError(
+                "a hindcast MOS model downscales forecasts, which are verified per lead against observations: use "
+                "dl4ds evaluate-forecast HINDCAST OBSERVATIONS --reference NAME:PATH (ForecastVerification in Python)"
+            )
         paired = self.pair()
-        train = paired.select_time(*self.config.data.train_period, role="train_period")
+        train = self.split(paired)[0]
         times = standardize(prediction, require_time=False)
         if "time" not in times.coords:
             raise DataError("the prediction has no time coordinate, so the baselines cannot be matched to its period")
@@ -193,6 +203,21 @@ class Experiment:
             "static": None if data.static is None else _pairing_source(data.static, "static"),
             "predictors": [_pairing_source(source, "predictor") for source in data.predictor_sources],
         }
+        if data.pairing == "hindcast_mos":
+            assert data.coarse is not None, "the config requires a coarse source for hindcast_mos"
+            hindcast = open_source(data.coarse, "coarse")
+            return HindcastMOS(
+                data.scale,
+                method=data.coarse.regrid or "linear",
+                lead_input=data.lead_input,
+                aggregation=data.aggregation,
+            ).pair(
+                target,
+                hindcast,
+                variables=data.target.variables,
+                hindcast_variables=data.coarse.variables,
+                static=common["static"],
+            )
         if data.pairing == "mos":
             assert data.coarse is not None, "the config requires a coarse source for mos"
             coarse = open_source(data.coarse, "coarse")
@@ -201,6 +226,29 @@ class Experiment:
             )
         assert data.scale is not None, "the config requires a scale for perfect_prog"
         return PerfectProg(data.scale, crop=data.crop).pair(target, **common)
+
+    def split(self, paired: PairedData) -> tuple[PairedData, PairedData | None, PairedData | None]:
+        """The training, validation and test pairs of ``paired``: by period, or (hindcast_mos) by start year."""
+        data = self.config.data
+        if data.pairing == "hindcast_mos":
+            assert data.train_years is not None, "the config requires train_years for hindcast_mos"
+
+            def years(chosen: list[int] | None, role: str) -> PairedData | None:
+                return None if chosen is None else select_start_years(paired, chosen, role=role)
+
+            train = select_start_years(paired, data.train_years, role="train_years")
+            return train, years(data.val_years, "val_years"), years(data.test_years, "test_years")
+        assert data.train_period is not None, "the config requires a train_period for perfect_prog and mos"
+
+        def period(chosen: tuple[str, str] | None, role: str) -> PairedData | None:
+            return None if chosen is None else paired.select_time(*chosen, role=role)
+
+        train = paired.select_time(*data.train_period, role="train_period")
+        return train, period(data.val_period, "val_period"), period(data.test_period, "test_period")
+
+    def train_pairs(self) -> PairedData:
+        """The training pairs (which the baselines learn from)."""
+        return self.split(self.pair())[0]
 
     def run(
         self,
@@ -255,7 +303,9 @@ class Experiment:
             return ExperimentResult(model=model, output_dir=self.output_dir, metrics=None)
         samples = self.config.evaluation.samples or (DEFAULT_SAMPLES if model.capabilities.stochastic else 1)
         metrics = None
-        if data.test is not None:
+        if data.test is not None and self.config.data.pairing == "hindcast_mos":
+            metrics = self._verify_hindcast(model)
+        elif data.test is not None:
             metrics = verify_model(
                 model,
                 data.test,
@@ -275,10 +325,7 @@ class Experiment:
 
     def _in_memory_data(self) -> TrainingData:
         data = self.config.data
-        paired = self.pair()
-        train = paired.select_time(*data.train_period, role="train_period")
-        val = None if data.val_period is None else paired.select_time(*data.val_period, role="val_period")
-        test = None if data.test_period is None else paired.select_time(*data.test_period, role="test_period")
+        train, val, test = self.split(self.pair())
         normalizer = Normalizer.fit(train)
         seed = self.config.training.seed
 
@@ -306,6 +353,7 @@ class Experiment:
             )
         if data.patch_size is None:  # the config requires it with lazy: true
             raise ConfigError("data.lazy samples patches from the archive; set data.patch_size, e.g. [64, 64]")
+        assert data.train_period is not None, "the config requires a train_period for perfect_prog"
         target = standardize(open_source(data.target, "target"), role="target").sel(time=slice(*data.train_period))
         pairing: dict[str, Any] = {
             "scale": data.scale,
@@ -327,6 +375,50 @@ class Experiment:
             )
 
         return TrainingData(reference, normalizer, None, val, test, train_set)
+
+    def _verify_hindcast(self, model: DownscalingModel) -> dict[str, dict[str, float]]:
+        """Downscale the test years' hindcast and verify it per lead as a forecast, beside the interpolated hindcast.
+
+        Writes ``test_downscaled.nc`` (the hindcast's layout), ``metrics.json``
+        and, per target variable, the forecast-skill report (``report/``, or
+        ``report/VARIABLE`` with several). Returns ``{model: {score_lead: value}}``
+        for the ACC and CRPSS of each lead (keys ``acc_LEAD``, with ``/VARIABLE`` when there are several).
+        """
+        data = self.config.data
+        assert data.coarse is not None and data.test_years is not None, "hindcast_mos verifies the test years"
+        raw = open_source(data.coarse, "coarse")
+        inputs = model.metadata.input_variables
+        hindcast = Hindcast.of(raw, variable=inputs[0])
+        years = pd.DatetimeIndex(hindcast.data["init"].values).year
+        test_hindcast = raw.isel({str(hindcast.names["init"]): np.flatnonzero(np.isin(years, data.test_years))})
+        predicted = downscale(model, test_hindcast.assign_attrs(self.coarse_attributes), seed=self.config.training.seed)
+        predicted.attrs[INPUT_ATTRIBUTE] = self.coarse_source
+        observations = open_source(data.target, "target")
+        metrics: dict[str, dict[str, float]] = {}
+        targets = model.metadata.target_variables
+        for target, coarse_name in zip(targets, inputs):
+            fine = Hindcast.of(predicted, variable=target)
+            interpolated = baseline_hindcasts(["bicubic"], test_hindcast, fine, variable=coarse_name)["bicubic"]
+            name = model.metadata.architecture
+            scores = ForecastVerification().score(
+                {name: predicted[target], "interpolated (bicubic)": interpolated}, observations, variable=target
+            )
+            report = self.output_dir / "report" if len(targets) == 1 else self.output_dir / "report" / target
+            write_forecast_report(
+                scores,
+                report,
+                title=f"{name} x{model.metadata.scale} (hindcast MOS): forecast skill in the test years",
+                notes=[f"test start years {', '.join(map(str, sorted(data.test_years)))}"],
+            )
+            suffix = "" if len(targets) == 1 else f"/{target}"
+            for row in scores.table(("acc", "crpss")).to_dict("records"):
+                entry = metrics.setdefault(str(row["model"]), {})
+                entry[f"acc_{row['lead']}{suffix}"] = float(row["acc"])
+                entry[f"crpss_{row['lead']}{suffix}"] = float(row["crpss"])
+        write_netcdf(predicted, self.output_dir / "test_downscaled.nc")
+        with atomic_path(self.output_dir / "metrics.json") as temporary:
+            temporary.write_text(json.dumps(metrics, indent=2) + "\n")
+        return metrics
 
     @property
     def best_checkpoint(self) -> Path:

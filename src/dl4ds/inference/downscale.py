@@ -36,6 +36,7 @@ from dl4ds.cf import LEAD_DIMS, complete, provenance
 from dl4ds.data import units
 from dl4ds.data.fields import VariableSpec, as_dataset, check_variables, replace_infinite, select_variables
 from dl4ds.data.grid import GRID_TOLERANCE, Grid, align_longitudes, coordinate_names, latitude_descending, standardize
+from dl4ds.data.hindcast_pairing import with_lead_input
 from dl4ds.data.pairing import NO_PADDING
 from dl4ds.data.regrid import RegridMethod
 from dl4ds.data.regrid import regrid as regrid_field
@@ -258,6 +259,7 @@ class Downscaler:
         cell_methods = {
             str(n): str(v.attrs["cell_methods"]) for n, v in ds.data_vars.items() if "cell_methods" in v.attrs
         }
+        ds = with_lead_input(ds, meta.input_variables, meta.attrs)
         _check_inputs(ds, meta)
         ds = _in_model_units(select_variables(ds, meta.input_variables, role="coarse input"), meta)
         names = coordinate_names(ds)
