@@ -25,4 +25,6 @@ def test_checkpoints_of_dl4ds_0_1_0_load_and_downscale_as_they_did(name):
         fine = downscale(model, coarse.load(), samples=samples, seed=7)["t2m"]
         expected = outputs[f"t2m_{name}"].values
     assert fine.shape == expected.shape
-    np.testing.assert_allclose(fine.values, expected, rtol=0, atol=1e-5)
+    # Within a few float32 units in the last place (one is 3e-5 K at 280 K): another CPU's vector kernels may
+    # round a sum differently, while a changed layer or weight moves the field by far more.
+    np.testing.assert_allclose(fine.values, expected, rtol=1e-6, atol=0)
