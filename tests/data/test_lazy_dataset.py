@@ -339,3 +339,25 @@ def test_cli_trains_lazily_from_a_zarr_store(tmp_path):
         assert cf_problems(tmp_path / "run" / output) == [], output
     with xr.open_dataset(tmp_path / "run" / "test_downscaled.nc") as fine:
         assert fine.attrs["license"] == era5.attrs["license"]
+
+
+def test_a_diffusion_model_trains_from_the_lazy_dataset(archive, store_path, normalizer, static):
+    """Both stages read the Zarr store lazily; the residual scale is measured on its samples, NaN (sea) cells left out."""
+    from helpers import TINY_DIFFUSION
+
+    from dl4ds.model import DownscalingModel
+    from dl4ds.training import DiffusionTrainer
+
+    pairs = PerfectProg(SCALE).pair(archive, static=static)
+    torch.manual_seed(0)
+    model = DownscalingModel.build("residual_diffusion", pairs, normalizer, params=TINY_DIFFUSION)
+    dataset, store = make_dataset(store_path, normalizer, static)
+    trainer = DiffusionTrainer(
+        epochs=3, batch_size=8, learning_rate=1e-2, progress=False, diffusion={"stage1_epochs": 1}
+    )
+    trainer.fit(model, dataset)
+    assert store.chunk_reads(), "the samples came from the store"
+    scale = model.network.residual_scale
+    assert scale.shape == (2,) and torch.isfinite(scale).all() and (scale > 1e-3).all()
+    losses = [record.train_loss for record in trainer.history.epochs]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]

@@ -1,7 +1,7 @@
 """Trains a small resnet_spc on the bundled ERA5 week; run by the distributed tests, alone or under torchrun.
 
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/distributed_worker.py OUTPUT [--epochs N]
-        [--trainer supervised|cgan] [--resume]
+        [--trainer supervised|cgan|diffusion] [--resume]
 
 Writes OUTPUT/last.pt and OUTPUT/best.pt (rank 0), like any training run.
 """
@@ -29,11 +29,22 @@ def train(output: Path, epochs: int, trainer_name: str = "supervised", resume: b
     )
     normalizer = Normalizer.fit(train_pairs)
     torch.manual_seed(0)
-    params = {"n_filters": 8, "n_blocks": 1} | ({"noise_channels": 2} if trainer_name == "cgan" else {})
-    model = DownscalingModel.build("resnet_spc", train_pairs, normalizer, params=params)
-    gan = {"gan": {"adversarial_weight": 0.1}} if trainer_name == "cgan" else {}
+    small = {"n_filters": 8, "n_blocks": 1}
+    extra: dict = {}
+    if trainer_name == "diffusion":  # stage 1 trained for one epoch in the run, then the denoiser
+        model = DownscalingModel.build(
+            "residual_diffusion",
+            train_pairs,
+            normalizer,
+            params={"regressor_params": small, "n_filters": 8, "depth": 1, "embedding": 8},
+        )
+        extra = {"diffusion": {"stage1_epochs": 1}, "ema_decay": 0.9}
+    else:
+        params = small | ({"noise_channels": 2} if trainer_name == "cgan" else {})
+        model = DownscalingModel.build("resnet_spc", train_pairs, normalizer, params=params)
+        extra = {"gan": {"adversarial_weight": 0.1}} if trainer_name == "cgan" else {}
     options = TrainingOptions(
-        trainer=trainer_name, epochs=epochs, batch_size=8, learning_rate=2e-3, lr_schedule="constant", seed=0, **gan
+        trainer=trainer_name, epochs=epochs, batch_size=8, learning_rate=2e-3, lr_schedule="constant", seed=0, **extra
     )
     trainer = create_trainer(options, checkpoint_dir=output, progress=False)
     trainer.fit(

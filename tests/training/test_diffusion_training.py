@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import xarray as xr
@@ -136,3 +137,101 @@ def test_kill_9_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
         assert float(ensemble["t2m_spread"].mean()) > 1e-3
     refused = subprocess.run([*command[:-1], "0"], env=env, capture_output=True, text=True)
     assert refused.returncode != 0 and "steps=0 must be at least 1" in refused.stderr
+
+
+def test_bf16_mixed_precision_trains_both_stages(train_pairs, week_pairs):
+    model = diffusion_model(train_pairs)
+    data = DownscalingDataset(train_pairs, model.metadata.normalizer, patch_size=(16, 16))
+    val = DownscalingDataset(week_pairs.select_time("2019-03-06", "2019-03-06"), model.metadata.normalizer)
+    trainer = DiffusionTrainer(
+        **{**OPTIONS, "batch_size": 4, "learning_rate": 1e-2},
+        epochs=3,
+        precision="bf16",
+        diffusion={"stage1_epochs": 1},
+    )
+    trainer.fit(model, data, val)
+    val_losses = [record.val_loss for record in trainer.history.epochs]
+    assert all(torch.isfinite(torch.tensor(val_losses))) and val_losses[-1] < val_losses[0]
+    assert next(model.network.denoiser.parameters()).dtype == torch.float32  # autocast: the weights stay fp32
+
+
+@pytest.mark.slow
+def test_compiled_training_takes_the_same_steps(trained_model, train_pairs, tmp_path):
+    """torch.compile of the denoising objective changes no step (stage 1 given, so only stage 2 is compiled)."""
+    path = save_checkpoint(tmp_path / "stage1.pt", trained_model)
+    data = DownscalingDataset(train_pairs, trained_model.metadata.normalizer, patch_size=(16, 16))
+    losses = {}
+    for compiled in (False, True):
+        model = diffusion_model(train_pairs)
+        trainer = DiffusionTrainer(
+            **OPTIONS, epochs=2, lr_schedule="constant", compile=compiled, diffusion={"stage1_checkpoint": str(path)}
+        )
+        trainer.fit(model, data)
+        losses[compiled] = [record.train_loss for record in trainer.history.epochs]
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4, atol=0)
+
+
+def test_the_residual_scale_depends_on_the_data_and_stage_one_alone(trained_model, train_pairs, tmp_path):
+    """Measured on epoch 0's patches with stage 1 in eval mode, whatever epoch a reused dataset was left at."""
+    path = save_checkpoint(tmp_path / "stage1.pt", trained_model)
+    data = DownscalingDataset(train_pairs, trained_model.metadata.normalizer, patch_size=(16, 16))
+    scales = []
+    for epochs in (2, 1):
+        model = diffusion_model(train_pairs)
+        DiffusionTrainer(**OPTIONS, epochs=epochs, diffusion={"stage1_checkpoint": str(path)}).fit(model, data)
+        scales.append(model.network.residual_scale.clone())
+    torch.testing.assert_close(scales[0], scales[1], rtol=0, atol=0)
+
+
+def test_fair_crps_sums_agree_with_the_verification_and_find_the_calibrating_factor():
+    from dl4ds.evaluation.forecast_scores import fair_crps
+    from dl4ds.training.diffusion import INFLATION_GRID, fair_crps_sums
+
+    generator = torch.Generator().manual_seed(0)
+    residuals = torch.randn((5, 3, 2, 4, 6), generator=generator)  # (M, B, V, H, W)
+    error = 2.0 * torch.randn((3, 2, 4, 6), generator=generator)
+    weight = (torch.rand((3, 2, 4, 6), generator=generator) > 0.2).float()
+    factors = torch.tensor([0.5, 1.0, 2.5])
+    sums, weights = fair_crps_sums(residuals, error, weight, factors)
+    for g, factor in enumerate(factors.tolist()):
+        for v in range(2):
+            members = (factor * residuals[:, :, v]).reshape(5, -1).T.numpy()  # (cells, M)
+            reference = fair_crps(members.astype(np.float64), error[:, v].reshape(-1).numpy().astype(np.float64))
+            mask = weight[:, v].reshape(-1).numpy()
+            np.testing.assert_allclose(float(sums[g, v]), (reference * mask).sum(), rtol=1e-5)
+            assert float(weights[v]) == mask.sum()
+
+    # members of unit spread for errors of spread 2: the fair CRPS is least at k = 2
+    residuals = torch.randn((8, 64, 1, 16, 16), generator=generator)
+    error = 2.0 * torch.randn((64, 1, 16, 16), generator=generator)
+    sums, weights = fair_crps_sums(residuals, error, torch.ones_like(error), INFLATION_GRID)
+    best = float(INFLATION_GRID[(sums / weights).argmin(dim=0)][0])
+    assert best == pytest.approx(2.0, rel=0.05)
+
+
+def test_the_spread_calibration_is_fitted_on_validation_data_and_kept_in_best_pt(
+    trained_model, train_pairs, week_pairs, tmp_path
+):
+    path = save_checkpoint(tmp_path / "stage1.pt", trained_model)
+    data = DownscalingDataset(train_pairs, trained_model.metadata.normalizer, patch_size=(16, 16))
+    val = DownscalingDataset(week_pairs.select_time("2019-03-06", "2019-03-06"), trained_model.metadata.normalizer)
+    factors = []
+    for calibrate in (True, False):
+        model = diffusion_model(train_pairs)
+        diffusion = {"stage1_checkpoint": str(path), "spread_calibration": calibrate, "calibration_members": 3}
+        directory = tmp_path / f"run_{calibrate}"
+        DiffusionTrainer(**OPTIONS, epochs=1, diffusion=diffusion, checkpoint_dir=directory).fit(model, data, val)
+        factors.append(float(model.network.spread_inflation))
+        assert float(load_model(directory / "best.pt").network.spread_inflation) == factors[-1]
+    assert factors[1] == 1.0 and factors[0] != 1.0 and 0.25 <= factors[0] <= 8.0
+    model = load_model(tmp_path / "run_True" / "best.pt")  # a sample is the mean plus the inflated residual
+    batch = next(iter(torch.utils.data.DataLoader(val, batch_size=2)))
+    network = model.network
+    mean, _ = network.condition(batch["x"], batch["static"], batch["offset"])
+    draws = []
+    for factor in (factors[0], 1.0):
+        network.spread_inflation.fill_(factor)
+        torch.manual_seed(5)
+        with torch.no_grad():
+            draws.append(network.sample(batch["x"], batch["static"], batch["offset"], steps=2) - mean)
+    torch.testing.assert_close(draws[0], factors[0] * draws[1], rtol=1e-4, atol=1e-6)

@@ -82,6 +82,21 @@ def test_cgan_trains_with_two_processes_and_resumes_in_one(tmp_path):
     assert all(np.isfinite(record.train_loss) for record in trainer.history.epochs)
 
 
+def test_diffusion_trains_both_stages_with_two_processes_and_resumes_in_one(tmp_path):
+    """Stage 1 (a supervised run) takes the steps of one process; the residual scale is the same in every process
+    (summed over them); stage 2's checkpoint, EMA included, resumes in one process."""
+    torchrun(tmp_path / "two", "--epochs", "1", "--trainer", "diffusion")
+    train(tmp_path / "one", epochs=1, trainer_name="diffusion")
+    assert_same_weights(tmp_path / "two" / "stage1" / "last.pt", tmp_path / "one" / "stage1" / "last.pt")
+    two, one = weights(tmp_path / "two" / "last.pt"), weights(tmp_path / "one" / "last.pt")
+    torch.testing.assert_close(two["network.residual_scale"], one["network.residual_scale"], rtol=0, atol=1e-6)
+    state = read_checkpoint(tmp_path / "two" / "last.pt")["training_state"]
+    assert "ema" in state["components"]
+    trainer = train(tmp_path / "two", epochs=2, trainer_name="diffusion", resume=True)
+    assert [record.epoch for record in trainer.history.epochs] == [1, 2]
+    assert all(np.isfinite(record.val_loss) for record in trainer.history.epochs)
+
+
 def test_global_batch_must_split_across_processes():
     with pytest.raises(ConfigError, match="batch_size=10 .* across 4 processes; use a multiple of 4"):
         Distributed(rank=0, world_size=4).local_batch_size(10)

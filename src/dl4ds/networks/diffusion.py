@@ -7,7 +7,9 @@ denoiser on the fine grid that models the residual ``r = (y - mu) / s``,
 training data (the ``residual_scale`` buffer), so ``r`` has unit variance and
 EDM's preconditioning works with ``sigma_data = 1``. The denoiser sees the
 noisy residual, the stage-1 mean, the interpolated coarse inputs and the
-static fields, and the noise level through a learned embedding.
+static fields, and the noise level through a learned embedding. A sample is
+``mu + k * s * r``: ``k`` (the ``spread_inflation`` buffer, 1 until the trainer
+fits it on validation data) corrects the spread learnt from training residuals.
 
 Why EDM (Karras et al. 2022) rather than flow matching: it is what CorrDiff,
 the closest peer, uses; its preconditioning keeps the network's inputs and
@@ -208,6 +210,9 @@ class ResidualDiffusion(nn.Module):
     stochastic = True
     iterative = True
     residual_scale: torch.Tensor  # (V,) buffer: the residual's standard deviation, normalised units
+    spread_inflation: (
+        torch.Tensor
+    )  # (V,) buffer: the factor on the sampled residual fitted on validation data (1: none)
 
     def __init__(
         self,
@@ -262,6 +267,7 @@ class ResidualDiffusion(nn.Module):
         )
         self.noise = SamplerNoise()
         self.register_buffer("residual_scale", torch.ones(out_channels))
+        self.register_buffer("spread_inflation", torch.ones(out_channels))
         fine_multiple = 2**depth
         self._multiple = math.lcm(
             int(getattr(self.regressor, "size_multiple", 1)), fine_multiple // math.gcd(fine_multiple, scale)
@@ -333,8 +339,8 @@ class ResidualDiffusion(nn.Module):
         return self.compose(mean, residual)
 
     def compose(self, mean: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """The field (B, V, H, W) of a stage-1 mean and a scaled residual."""
-        return mean + residual * self.residual_scale[None, :, None, None]
+        """The field (B, V, H, W) of a stage-1 mean and a scaled residual, inflated by ``spread_inflation``."""
+        return mean + residual * (self.residual_scale * self.spread_inflation)[None, :, None, None]
 
     def step(
         self, x: torch.Tensor, static: torch.Tensor | None = None, offset: torch.Tensor | None = None

@@ -9,7 +9,11 @@ stored in the model. Stage 2 trains the denoiser with EDM's loss: noise levels
 drawn log-normally (``p_mean``, ``p_std``), the loss weighted by
 lambda(sigma) = (sigma^2 + 1) / sigma^2 so that every level counts alike.
 Validation is the same weighted loss at the fixed ``validation_sigmas`` with
-noise drawn from the seed: cheap and repeatable, unlike sampling.
+noise drawn from the seed: cheap and repeatable, unlike sampling. After
+stage 2, the spread is calibrated on the validation data (``spread_calibration``):
+the sampled residual is scaled by the factor that minimises the fair CRPS of a
+few members there, since the denoiser learns stage 1's training residuals,
+which are smaller than its errors on unseen data.
 
 Everything else is the loop of :class:`~dl4ds.training.trainer.Trainer`:
 schedules, EMA of the weights (``ema_decay``, which matters for diffusion),
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,16 +39,23 @@ from dl4ds import networks
 from dl4ds.data.torch_dataset import DownscalingDataset
 from dl4ds.errors import ConfigError
 from dl4ds.model import DownscalingModel
-from dl4ds.model.checkpoint import load_model
-from dl4ds.networks.diffusion import ResidualDiffusion
+from dl4ds.model.checkpoint import load_model, save_checkpoint
+from dl4ds.networks.diffusion import DEFAULT_STEPS, ResidualDiffusion, edm_sample, noise_levels
+from dl4ds.training.distributed import Distributed
 from dl4ds.training.history import EpochRecord
 from dl4ds.training.options import DiffusionOptions, TrainerOptions
-from dl4ds.training.trainer import LAST_CHECKPOINT, Batch, SupervisedTrainer, Trainer
+from dl4ds.training.trainer import BEST_CHECKPOINT, LAST_CHECKPOINT, Batch, SupervisedTrainer, Trainer
 from dl4ds.utils.seeding import seeded
 
 STAGE1_DIR = "stage1"
 RESIDUAL_SAMPLES = 256
 """Training samples over which the residual's standard deviation is measured."""
+CALIBRATION_INPUTS = 64
+"""Validation inputs, spread over the period, on which the spread calibration is fitted."""
+INFLATION_GRID = torch.logspace(math.log10(0.25), math.log10(8.0), 109)
+"""The factors the spread calibration tries: 0.25 to 8, 3.3 % apart."""
+
+logger = logging.getLogger(__name__)
 
 
 class DenoisingObjective(nn.Module):
@@ -129,20 +142,30 @@ class DiffusionTrainer(Trainer):
 
         With ``resume=True`` an interrupted stage 1 continues where it was
         stopped, a finished one is read back, and stage 2 resumes from
-        ``last.pt`` if it had begun.
+        ``last.pt`` if it had begun. With ``val`` and ``spread_calibration``,
+        the returned model, and ``best.pt``, carry the fitted :meth:`spread_inflation`.
         """
         self.check_model(model)
         network = model.network
         assert isinstance(network, ResidualDiffusion)
+        self.distributed = Distributed.from_environment(self.device)  # stage 1 and the residual scale need the group
+        self.device = self.distributed.device(self.device)
         stage1_resumable = self._stage1_dir is not None and (self._stage1_dir / LAST_CHECKPOINT).exists()
         stage2_resumable = self.checkpoint_dir is not None and (self.checkpoint_dir / LAST_CHECKPOINT).exists()
         self._stage1(model, train, val, resume=resume and stage1_resumable)
         network.regressor.requires_grad_(False)
         model.to(self.device)
         network.residual_scale.copy_(self._residual_scale(model, train))
-        return super().fit(
-            model, train, val, resume=resume and (stage2_resumable or not stage1_resumable), on_epoch=on_epoch
-        )
+        super().fit(model, train, val, resume=resume and (stage2_resumable or not stage1_resumable), on_epoch=on_epoch)
+        if self.diffusion.spread_calibration and val is not None:
+            network.spread_inflation.copy_(self.spread_inflation(model, val))
+            logger.info(
+                "spread calibration on the validation data: sampled residuals scaled by %s",
+                ", ".join(f"{factor:.3f}" for factor in network.spread_inflation.tolist()),
+            )
+            if self.checkpoint_dir is not None and self.distributed.is_main:
+                save_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT, model)
+        return model
 
     @property
     def _stage1_dir(self) -> Path | None:
@@ -162,7 +185,17 @@ class DiffusionTrainer(Trainer):
 
     @torch.no_grad()
     def _residual_scale(self, model: DownscalingModel, train: Dataset) -> torch.Tensor:
-        """(V,) standard deviation of truth minus stage-1 mean over up to RESIDUAL_SAMPLES samples (at least 1e-3)."""
+        """(V,) standard deviation of truth minus stage-1 mean over up to RESIDUAL_SAMPLES samples (at least 1e-3).
+
+        Under torchrun every process measures its own share (an iterable
+        dataset's shard, or the same picks of an in-memory one) and the sums are
+        added over the processes, so all of them store the same scale. The
+        patches are those of epoch 0, whatever epoch the dataset was left at,
+        and stage 1 runs in eval mode, so the scale depends on the data and weights alone.
+        """
+        set_epoch = getattr(train, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(0)
         if isinstance(train, IterableDataset):
             samples = list(itertools.islice(iter(train), RESIDUAL_SAMPLES))
         else:
@@ -171,6 +204,7 @@ class DiffusionTrainer(Trainer):
             samples = [train[index] for index in picks]
         network = model.network
         assert isinstance(network, ResidualDiffusion)
+        network.regressor.eval()
         squares = torch.zeros(len(model.metadata.target_variables), dtype=torch.float64, device=self.device)
         cells = torch.zeros_like(squares)
         for first in range(0, len(samples), self.options.batch_size):
@@ -184,7 +218,68 @@ class DiffusionTrainer(Trainer):
             valid = (batch.weight > 0).double()
             squares += (valid * (batch.y - mean).double() ** 2).sum(dim=(0, 2, 3))
             cells += valid.sum(dim=(0, 2, 3))
+        squares, cells = self.distributed.sum(squares), self.distributed.sum(cells)
         return torch.sqrt(squares / cells.clamp_min(1.0)).float().clamp_min(1e-3)
+
+    @torch.no_grad()
+    def spread_inflation(self, model: DownscalingModel, val: DownscalingDataset) -> torch.Tensor:
+        """(V,) the factor on the sampled residual that minimises the fair CRPS on ``val``, per variable.
+
+        Draws ``calibration_members`` members, with :data:`DEFAULT_STEPS`
+        deterministic Heun steps and noise from ``seed``, for up to
+        :data:`CALIBRATION_INPUTS` inputs of ``val`` spread over it, and
+        scores ``mu + k * d_m`` (``d_m`` the members' residuals, normalised
+        units) for every k of :data:`INFLATION_GRID`. The fair CRPS
+        (Ferro 2014) is convex in k, so the grid's best value is within its
+        spacing (3 %) of the optimum; a factor at an end of the grid is logged as a warning.
+        """
+        network = model.network
+        assert isinstance(network, ResidualDiffusion)
+        model.eval()
+        grid = INFLATION_GRID.to(self.device)
+        count = len(val)
+        picks = torch.linspace(0, count - 1, min(CALIBRATION_INPUTS, count)).round().long().unique().tolist()
+        variables = len(model.metadata.target_variables)
+        crps_sum = torch.zeros((len(grid), variables), dtype=torch.float64, device=self.device)
+        weight_sum = torch.zeros(variables, dtype=torch.float64, device=self.device)
+        sigmas = noise_levels(DEFAULT_STEPS, network.sigma_min, network.sigma_max, network.rho)
+
+        def draw(mean: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+            """One member's scaled residual (B, V, H, W) from torch's generator."""
+            return edm_sample(
+                lambda state, sigma: network.denoise(state, sigma, condition),
+                lambda _: torch.randn_like(mean),
+                sigmas,
+            ).float()
+
+        with seeded(self.options.seed, self.device):
+            for first in range(0, len(picks), self.options.batch_size):
+                chunk = [val[index] for index in picks[first : first + self.options.batch_size]]
+                batch = Batch(
+                    {key: torch.stack([sample[key] for sample in chunk]) for key in chunk[0]},
+                    self.device,
+                    self.memory_format,
+                )
+                with self.autocast():
+                    mean, condition = network.condition(batch.x, batch.static, batch.offset)
+                    residuals = (
+                        torch.stack([draw(mean, condition) for _ in range(self.diffusion.calibration_members)])
+                        * network.residual_scale[None, None, :, None, None]
+                    )  # (M, B, V, H, W)
+                crps, weight = fair_crps_sums(residuals, (batch.y - mean).float(), batch.weight, grid)
+                crps_sum += crps
+                weight_sum += weight
+        crps = crps_sum / weight_sum.clamp_min(1e-12)
+        best = grid[crps.argmin(dim=0)]
+        for name, factor in zip(model.metadata.target_variables, best.tolist(), strict=True):
+            if factor in (grid[0].item(), grid[-1].item()):
+                logger.warning(
+                    "the spread calibration of %s reached the end of its range (factor %.3f): the denoiser's residuals "
+                    "fit the validation errors badly; check stage 1 on the validation period",
+                    name,
+                    factor,
+                )
+        return best.float()
 
     def parallel(self, module: torch.nn.Module) -> torch.nn.Module:
         assert isinstance(module, DownscalingModel)
@@ -223,6 +318,32 @@ class DiffusionTrainer(Trainer):
                     total += float(loss) * cells / len(self.diffusion.validation_sigmas)
                 weight += cells
         return total / max(weight, 1e-12)
+
+
+def fair_crps_sums(
+    residuals: torch.Tensor, error: torch.Tensor, weight: torch.Tensor, factors: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted sums of the fair CRPS of the members ``mean + k * residuals`` for each factor k, and the weights.
+
+    Args:
+        residuals: (M, B, V, H, W) the members minus the stage-1 mean, M >= 2.
+        error: (B, V, H, W) the truth minus the stage-1 mean.
+        weight: (B, V, H, W) the cells' weights (0 where the truth is missing).
+        factors: (G,) the factors k.
+
+    Returns:
+        (G, V) sum over the cells of weight * fair CRPS (Ferro 2014:
+        mean_m |k d_m - e| - k * sum_{i<j} |d_i - d_j| / (M (M - 1))), and (V,)
+        the summed weights, both float64: their ratio is the mean fair CRPS.
+    """
+    members = residuals.shape[0]
+    weight = weight.double()
+    pairs = sum((residuals[i] - residuals[j]).abs() for i in range(members) for j in range(i + 1, members))
+    spread = (weight * pairs / (members * (members - 1))).sum(dim=(0, 2, 3))
+    distances = torch.stack(
+        [(weight * (factor * residuals - error).abs().mean(dim=0)).sum(dim=(0, 2, 3)) for factor in factors.tolist()]
+    )
+    return distances - factors[:, None].double() * spread, weight.sum(dim=(0, 2, 3))
 
 
 def stage1_model(model: DownscalingModel) -> DownscalingModel:

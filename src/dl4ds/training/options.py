@@ -160,6 +160,18 @@ class DiffusionOptions(Options):
         "noise drawn from the seed",
     )
 
+    spread_calibration: bool = Field(
+        default=True,
+        description="after stage 2, draw calibration_members members for up to 64 validation inputs and scale the "
+        "sampled residual, per variable, by the factor that minimises their fair CRPS (variance inflation, as "
+        "ensemble post-processing does). Stage 1 errs more on unseen data than on its training data, whose residuals "
+        "the denoiser learns, so without it a model trained on little data is under-dispersed. The factor is stored "
+        "in the model (spread_inflation) and logged; without validation data nothing is fitted",
+    )
+    calibration_members: int = Field(
+        default=8, ge=2, description="members per validation input drawn to fit the spread calibration"
+    )
+
     @field_validator("validation_sigmas")
     @classmethod
     def _positive(cls, value: list[float]) -> list[float]:
