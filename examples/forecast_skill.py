@@ -2,7 +2,8 @@
 
 1. The bundled 1 degree SEAS5 hindcast of 2 m temperature (15 members x 6
    November starts 2000-2005 x 3 lead months, Mediterranean) is cut to 20 x 52
-   cells and block-averaged to 4 degrees: the coarse forecast to downscale.
+   cells; its 4 degree block means (bundled as ``seas5_tas_hindcast_4deg``) are
+   the coarse forecast to downscale.
 2. A resnet_spc network learns x4 PerfectProg downscaling from the 1 degree
    SEAS5 fields themselves, their 4 degree block means as inputs: the 270
    member fields are the samples (members 1-12 for training, 13-15 for
@@ -45,12 +46,13 @@ SCALE = 4
 
 
 def hindcasts() -> tuple[xr.Dataset, xr.Dataset]:
-    """The 1 degree SEAS5 hindcast cut to a multiple of the scale, and its 4 degree block means."""
+    """The 1 degree SEAS5 hindcast cut to the cells of the bundled 4 degree one, and that (its block means)."""
+    coarse = dl4ds.datasets.seas5_tas_hindcast_4deg()
     fine = dl4ds.datasets.seas5_tas_hindcast().drop_vars("valid_time_bnds")
     fine["valid_time"].attrs.pop("bounds", None)
-    fine = fine.isel(latitude=slice(0, 20), longitude=slice(0, 52))
-    coarse = fine.coarsen(latitude=SCALE, longitude=SCALE).mean(keep_attrs=True)
-    coarse.attrs["title"] = "SEAS5 hindcast block-averaged to 4 degrees (dl4ds example)"
+    fine = fine.isel(
+        latitude=slice(0, coarse.sizes["latitude"] * SCALE), longitude=slice(0, coarse.sizes["longitude"] * SCALE)
+    )
     return fine, coarse
 
 

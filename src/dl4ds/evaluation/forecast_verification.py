@@ -348,7 +348,11 @@ class _Scorer:
                 skills.append(skill)
             for reference in range(1, len(self.names)):
                 for score in DIFFERENCE_SCORES:
-                    p_values[score][reference - 1, :, part] = fs.p_values(skills[0][score] - skills[reference][score])
+                    # a resample of few years can repeat one year, making a skill infinite (a zero variance or
+                    # reference score); the difference is then not finite, and p_values leaves that resample out
+                    with np.errstate(invalid="ignore"):
+                        difference = skills[0][score] - skills[reference][score]
+                    p_values[score][reference - 1, :, part] = fs.p_values(difference)
         shape = (len(self.names) - 1, self.leads, rows.stop - rows.start, self.nx)
         for score in DIFFERENCE_SCORES:
             self.delta_maps[f"delta_{score}_p_value"][:, :, rows] = p_values[score].reshape(shape)
