@@ -33,6 +33,12 @@ def test_valid_times_are_computed_from_forecast_months_and_timedelta_leads():
     np.testing.assert_array_equal(layout.valid_time[1], pd.to_datetime(["2001-11-01", "2001-11-02", "2001-11-03"]))
 
 
+@pytest.mark.parametrize("member", ["member", "number", "realization", "ensemble", "ensemble_member"])
+def test_every_member_name_the_cf_output_writes_as_a_realization_is_recognised(member):
+    hindcast, _ = make_hindcast(4, 2, 3, 2, 2)
+    assert Hindcast.of(hindcast.rename(realization=member)).names["member"] == member
+
+
 def test_cfgrib_layout_with_time_as_the_start_and_a_one_dimensional_valid_time():
     hindcast, observations = make_hindcast(4, 3, 1, 2, 2)
     grib = hindcast.rename(forecast_reference_time="time", forecastMonth="step", realization="number")
