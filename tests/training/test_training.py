@@ -301,6 +301,19 @@ def test_checkpoints_every_n_epochs_and_curves(week_pairs, tmp_path):
     assert (tmp_path / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_learning_curves_are_drawn_at_the_first_and_last_checkpoints_of_a_short_run(week_pairs, tmp_path, monkeypatch):
+    """Redrawn at most every CURVES_INTERVAL_S seconds: a run of a few seconds draws them twice."""
+    from dl4ds.training.history import TrainingHistory
+
+    drawn = []
+    monkeypatch.setattr(TrainingHistory, "plot", lambda self, path: drawn.append(len(self.epochs)))
+    train_ds, val_ds, train, normalizer = _split(week_pairs)
+    SupervisedTrainer(epochs=4, batch_size=16, checkpoint_dir=tmp_path, progress=False).fit(
+        _fresh(train, normalizer), train_ds, val_ds
+    )
+    assert drawn == [1, 4]
+
+
 def test_combined_loss_terms_are_recorded(week_pairs, tmp_path):
     train_ds, _, train, normalizer = _split(week_pairs)
     trainer = SupervisedTrainer(

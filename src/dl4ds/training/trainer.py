@@ -42,6 +42,9 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 HISTORY_CSV = "history.csv"
 LEARNING_CURVES = "learning_curves.png"
+CURVES_INTERVAL_S = 30.0
+"""The least wall time between two drawings of the learning curves (a drawing costs about 0.2 s); the last epoch's
+checkpoint always draws them."""
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -92,7 +95,8 @@ class Trainer(ABC):
             or a mapping of them); defaults for those not given.
         checkpoint_dir: where ``best.pt`` (best epoch), ``last.pt`` (weights
             and the full training state, for resuming), ``history.csv``,
-            ``learning_curves.png`` and optionally ``tensorboard/`` are
+            ``learning_curves.png`` (redrawn with ``last.pt``, at most every
+            30 s and at the last epoch) and optionally ``tensorboard/`` are
             written; None writes nothing.
         progress: show a progress bar.
         **overrides: single options, e.g. ``epochs=40``, replacing those of ``options``.
@@ -128,6 +132,7 @@ class Trainer(ABC):
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.progress = progress
         self.history = TrainingHistory()
+        self._curves_drawn_at: float | None = None  # time.monotonic() of the last drawing of the learning curves
         self.ema: AveragedModel | None = None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.distributed = Distributed()
@@ -212,6 +217,7 @@ class Trainer(ABC):
         # Module.to(memory_format=...) works at runtime, but torch's stubs lack that overload.
         model.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
         self.history = TrainingHistory()
+        self._curves_drawn_at = None
         parts = self.components(model, train)
         start_epoch = self._restore(model, parts) if resume else 1
         self.model = model
@@ -444,7 +450,10 @@ class Trainer(ABC):
             if torch.cuda.is_available():
                 state["cuda_rng"] = torch.cuda.get_rng_state_all()
             save_checkpoint(self.checkpoint_dir / LAST_CHECKPOINT, model, state)
-            self.history.plot(self.checkpoint_dir / LEARNING_CURVES)
+            now = time.monotonic()
+            if last or self._curves_drawn_at is None or now - self._curves_drawn_at >= CURVES_INTERVAL_S:
+                self.history.plot(self.checkpoint_dir / LEARNING_CURVES)
+                self._curves_drawn_at = now
 
     def _would_stop(self) -> bool:
         """Whether early stopping's patience has run out on the history so far."""
