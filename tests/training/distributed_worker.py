@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -30,7 +31,7 @@ def train(output: Path, epochs: int, trainer_name: str = "supervised", resume: b
     normalizer = Normalizer.fit(train_pairs)
     torch.manual_seed(0)
     small = {"n_filters": 8, "n_blocks": 1}
-    extra: dict = {}
+    extra: dict[str, Any]  # the trainer's own options
     if trainer_name == "diffusion":  # stage 1 trained for one epoch in the run, then the denoiser
         model = DownscalingModel.build(
             "residual_diffusion",

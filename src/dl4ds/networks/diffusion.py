@@ -210,9 +210,7 @@ class ResidualDiffusion(nn.Module):
     stochastic = True
     iterative = True
     residual_scale: torch.Tensor  # (V,) buffer: the residual's standard deviation, normalised units
-    spread_inflation: (
-        torch.Tensor
-    )  # (V,) buffer: the factor on the sampled residual fitted on validation data (1: none)
+    spread_inflation: torch.Tensor  # (V,) buffer: the factor on the sampled residual (1 until calibrated)
 
     def __init__(
         self,

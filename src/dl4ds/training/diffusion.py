@@ -27,7 +27,7 @@ import itertools
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from dl4ds import networks
-from dl4ds.data.torch_dataset import DownscalingDataset
+from dl4ds.data.torch_dataset import DownscalingDataset, Sample
 from dl4ds.errors import ConfigError
 from dl4ds.model import DownscalingModel
 from dl4ds.model.checkpoint import load_model, save_checkpoint
@@ -199,21 +199,13 @@ class DiffusionTrainer(Trainer):
         if isinstance(train, IterableDataset):
             samples = list(itertools.islice(iter(train), RESIDUAL_SAMPLES))
         else:
-            length = len(train)  # type: ignore[arg-type]
-            picks = torch.linspace(0, length - 1, min(RESIDUAL_SAMPLES, length)).round().long().tolist()
-            samples = [train[index] for index in picks]
+            samples = [train[index] for index in spread_indices(len(train), RESIDUAL_SAMPLES)]  # type: ignore[arg-type]
         network = model.network
         assert isinstance(network, ResidualDiffusion)
         network.regressor.eval()
         squares = torch.zeros(len(model.metadata.target_variables), dtype=torch.float64, device=self.device)
         cells = torch.zeros_like(squares)
-        for first in range(0, len(samples), self.options.batch_size):
-            chunk = samples[first : first + self.options.batch_size]
-            batch = Batch(
-                {key: torch.stack([sample[key] for sample in chunk]) for key in chunk[0]},
-                self.device,
-                self.memory_format,
-            )
+        for batch in self._batches(samples):
             mean = network.regressor(batch.x, batch.static, batch.offset).float()
             valid = (batch.weight > 0).double()
             squares += (valid * (batch.y - mean).double() ** 2).sum(dim=(0, 2, 3))
@@ -237,8 +229,7 @@ class DiffusionTrainer(Trainer):
         assert isinstance(network, ResidualDiffusion)
         model.eval()
         grid = INFLATION_GRID.to(self.device)
-        count = len(val)
-        picks = torch.linspace(0, count - 1, min(CALIBRATION_INPUTS, count)).round().long().unique().tolist()
+        samples = [val[index] for index in spread_indices(len(val), CALIBRATION_INPUTS)]
         variables = len(model.metadata.target_variables)
         crps_sum = torch.zeros((len(grid), variables), dtype=torch.float64, device=self.device)
         weight_sum = torch.zeros(variables, dtype=torch.float64, device=self.device)
@@ -253,13 +244,7 @@ class DiffusionTrainer(Trainer):
             ).float()
 
         with seeded(self.options.seed, self.device):
-            for first in range(0, len(picks), self.options.batch_size):
-                chunk = [val[index] for index in picks[first : first + self.options.batch_size]]
-                batch = Batch(
-                    {key: torch.stack([sample[key] for sample in chunk]) for key in chunk[0]},
-                    self.device,
-                    self.memory_format,
-                )
+            for batch in self._batches(samples):
                 with self.autocast():
                     mean, condition = network.condition(batch.x, batch.static, batch.offset)
                     residuals = (
@@ -280,6 +265,16 @@ class DiffusionTrainer(Trainer):
                     factor,
                 )
         return best.float()
+
+    def _batches(self, samples: list[Sample]) -> Iterator[Batch]:
+        """``samples`` stacked into batches of ``batch_size``, in order, on the training device."""
+        for first in range(0, len(samples), self.options.batch_size):
+            chunk = samples[first : first + self.options.batch_size]
+            yield Batch(
+                {key: torch.stack([sample[key] for sample in chunk]) for key in chunk[0]},
+                self.device,
+                self.memory_format,
+            )
 
     def parallel(self, module: torch.nn.Module) -> torch.nn.Module:
         assert isinstance(module, DownscalingModel)
@@ -318,6 +313,11 @@ class DiffusionTrainer(Trainer):
                     total += float(loss) * cells / len(self.diffusion.validation_sigmas)
                 weight += cells
         return total / max(weight, 1e-12)
+
+
+def spread_indices(count: int, most: int) -> list[int]:
+    """Up to ``most`` distinct indices of ``count`` items, evenly spread from the first to the last."""
+    return torch.linspace(0, count - 1, min(most, count)).round().long().tolist()
 
 
 def fair_crps_sums(
