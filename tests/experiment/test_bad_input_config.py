@@ -126,6 +126,15 @@ CASES = {
         ConfigError,
         r"precipitation.variables names \['pr'\]",
     ),
+    "diffusion_calibration_members_1": (
+        {
+            "model.name": "residual_diffusion",
+            "training.trainer": "diffusion",
+            "training.diffusion.calibration_members": 1,
+        },
+        ConfigError,
+        "calibration_members",
+    ),
     "lapse_rate_option_misspelled": ({"evaluation.baselines.lapse_rate.elevaton": "z"}, ConfigError, "'elevation'"),
 }
 

@@ -1,5 +1,6 @@
 """Residual diffusion training: stage 1 trained or loaded, the denoising loss, exact resume, configs and bad input."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -210,8 +211,9 @@ def test_fair_crps_sums_agree_with_the_verification_and_find_the_calibrating_fac
 
 
 def test_the_spread_calibration_is_fitted_on_validation_data_and_kept_in_best_pt(
-    trained_model, train_pairs, week_pairs, tmp_path
+    trained_model, train_pairs, week_pairs, tmp_path, caplog
 ):
+    """Fitted where validation data is given (and kept in best.pt), 1 where switched off, warned about without val."""
     path = save_checkpoint(tmp_path / "stage1.pt", trained_model)
     data = DownscalingDataset(train_pairs, trained_model.metadata.normalizer, patch_size=(16, 16))
     val = DownscalingDataset(week_pairs.select_time("2019-03-06", "2019-03-06"), trained_model.metadata.normalizer)
@@ -224,6 +226,11 @@ def test_the_spread_calibration_is_fitted_on_validation_data_and_kept_in_best_pt
         factors.append(float(model.network.spread_inflation))
         assert float(load_model(directory / "best.pt").network.spread_inflation) == factors[-1]
     assert factors[1] == 1.0 and factors[0] != 1.0 and 0.25 <= factors[0] <= 8.0
+    with caplog.at_level(logging.WARNING, logger="dl4ds.training.diffusion"):
+        uncalibrated = diffusion_model(train_pairs)
+        DiffusionTrainer(**OPTIONS, epochs=1, diffusion={"stage1_checkpoint": str(path)}).fit(uncalibrated, data)
+    assert float(uncalibrated.network.spread_inflation) == 1.0
+    assert "spread is not calibrated" in caplog.text and "data.val_period" in caplog.text
     model = load_model(tmp_path / "run_True" / "best.pt")  # a sample is the mean plus the inflated residual
     batch = next(iter(torch.utils.data.DataLoader(val, batch_size=2)))
     network = model.network

@@ -157,14 +157,22 @@ class DiffusionTrainer(Trainer):
         model.to(self.device)
         network.residual_scale.copy_(self._residual_scale(model, train))
         super().fit(model, train, val, resume=resume and (stage2_resumable or not stage1_resumable), on_epoch=on_epoch)
-        if self.diffusion.spread_calibration and val is not None:
-            network.spread_inflation.copy_(self.spread_inflation(model, val))
-            logger.info(
-                "spread calibration on the validation data: sampled residuals scaled by %s",
-                ", ".join(f"{factor:.3f}" for factor in network.spread_inflation.tolist()),
+        if not self.diffusion.spread_calibration:
+            return model
+        if val is None:
+            logger.warning(
+                "spread_calibration needs validation data and none was given: the spread is not calibrated "
+                "(spread_inflation stays 1); give validation data (config: data.val_period) or set "
+                "training.diffusion.spread_calibration: false"
             )
-            if self.checkpoint_dir is not None and self.distributed.is_main:
-                save_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT, model)
+            return model
+        network.spread_inflation.copy_(self.spread_inflation(model, val))
+        logger.info(
+            "spread calibration on the validation data: sampled residuals scaled by %s",
+            ", ".join(f"{factor:.3f}" for factor in network.spread_inflation.tolist()),
+        )
+        if self.checkpoint_dir is not None and self.distributed.is_main:
+            save_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT, model)
         return model
 
     @property
