@@ -78,7 +78,9 @@ def train(fine: xr.Dataset, output: Path, epochs: int) -> Path:
     train_pairs = pairs.select_time(None, str(split - pd.Timedelta(days=1))[:10])
     val_pairs = pairs.select_time(str(split)[:10], None)
     normalizer = Normalizer.fit(train_pairs)
-    model = DownscalingModel.build("resnet_spc", train_pairs, normalizer, params={"n_filters": 32, "n_blocks": 4})
+    model = DownscalingModel.build(
+        "resnet_spc", train_pairs, normalizer, params={"n_filters": 32, "n_blocks": 4}, seed=0
+    )
     trainer = SupervisedTrainer(
         epochs=epochs,
         batch_size=16,

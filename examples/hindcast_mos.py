@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
 import dl4ds
@@ -48,9 +47,8 @@ PARAMS = {"n_filters": 32, "n_blocks": 4}
 
 def fit(pairs: PairedData, epochs: int, batch_size: int) -> DownscalingModel:
     """A resnet_spc trained on ``pairs`` for ``epochs`` (seed 0, cosine schedule, no validation: the last weights)."""
-    torch.manual_seed(0)
     normalizer = Normalizer.fit(pairs)
-    model = DownscalingModel.build("resnet_spc", pairs, normalizer, params=PARAMS)
+    model = DownscalingModel.build("resnet_spc", pairs, normalizer, params=PARAMS, seed=0)
     trainer = SupervisedTrainer(
         epochs=epochs, batch_size=batch_size, learning_rate=2e-3, lr_schedule="cosine", seed=0, progress=False
     )

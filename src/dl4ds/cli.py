@@ -398,8 +398,8 @@ def evaluate_forecast(
     HINDCAST has init (forecast_reference_time), member (realization, number)
     and lead (forecastMonth, lead_time, step) dims. Scores per lead, as maps and
     area means: ensemble-mean ACC and anomaly RMSE, CRPS and CRPSS, tercile
-    RPSS, ROC areas, spread-error ratio and reliability diagrams, with block
-    bootstrap intervals over the start years; and the differences of skill
+    RPSS, ROC areas, spread-error ratio and reliability diagrams, with BCa
+    block-bootstrap intervals over the start years; and the differences of skill
     (ACC, CRPSS, RPSS) of HINDCAST minus each reference, with significance
     maps. Writes an HTML report with a section per lead, scores.nc and CSV tables.
     """

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 from helpers import make_hindcast
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from dl4ds.evaluation import ForecastVerification
@@ -169,6 +170,72 @@ def test_bootstrap_interval_of_a_mean_over_three_years_matches_the_exact_resampl
     share = (exact <= 2.0).mean()
     assert (resampled <= 2.0).mean() == pytest.approx(share, abs=0.01)
     assert fs.p_values(resampled - 2.0) == pytest.approx(2 * min(share, (exact >= 2.0).mean()), abs=0.02)
+
+
+def _weighted_correlation(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Pearson correlation of x and y with each row of ``weights`` (R, n) as the multiplicities of the pairs."""
+    total = weights.sum(axis=1)
+    mx, my = weights @ x / total, weights @ y / total
+    cxy = weights @ (x * y) / total - mx * my
+    return cxy / np.sqrt((weights @ x**2 / total - mx**2) * (weights @ y**2 / total - my**2))
+
+
+def test_bca_interval_matches_scipy_for_a_skewed_mean_and_a_correlation():
+    rng = np.random.default_rng(1)
+    years = 8
+    weights = fs.resample_weights(years, 20000, np.random.default_rng(0))[1:]
+    jackknife = fs.jackknife_weights(years)
+    assert (jackknife.sum(axis=1) == years - 1).all() and (np.diag(jackknife) == 0).all()
+    x = rng.lognormal(0.0, 1.0, years)  # a skewed sample: the BCa interval differs from the percentile one
+    ours = fs.bca_interval(np.array(x.mean()), weights @ x / years, jackknife @ x / (years - 1), 0.9)
+    theirs = stats.bootstrap((x,), np.mean, method="BCa", n_resamples=20000, confidence_level=0.9, rng=0)
+    np.testing.assert_allclose(ours, theirs.confidence_interval, atol=0.02 * x.std())
+    assert abs(ours[0] - fs.percentile_interval(weights @ x / years, 0.9)[0]) > 0.005
+    y = 0.6 * x + rng.normal(0.0, 0.8, years)
+    ones = np.ones((1, years))
+    ours = fs.bca_interval(
+        _weighted_correlation(x, y, ones)[0],
+        _weighted_correlation(x, y, weights),
+        _weighted_correlation(x, y, jackknife),
+        0.9,
+    )
+    theirs = stats.bootstrap(
+        (x, y),
+        lambda a, b: np.corrcoef(a, b)[0, 1],
+        paired=True,
+        vectorized=False,
+        method="BCa",
+        n_resamples=20000,
+        confidence_level=0.9,
+        rng=0,
+    )
+    np.testing.assert_allclose(ours, theirs.confidence_interval, atol=0.02)
+
+
+def test_bca_interval_is_nan_without_finite_resamples_and_takes_the_end_beyond_every_resample():
+    resampled = np.array([[np.nan, 1.0], [np.nan, 2.0], [np.nan, 3.0]])
+    interval = fs.bca_interval(np.array([0.5, 10.0]), resampled, np.array([[1.0, 1.0], [2.0, 2.0]]), 0.9)
+    assert np.isnan(interval[:, 0]).all()
+    # the estimate lies above all resamples: the interval moves up to the top ones, finite
+    assert (
+        interval[1, 1] == pytest.approx(3.0, abs=0.01) and interval[0, 1] > fs.percentile_interval(resampled, 0.9)[0, 1]
+    )
+
+
+def test_the_acc_interval_of_one_point_is_the_bca_interval_of_the_resampled_correlations():
+    years, resamples = 7, 300
+    hindcast, observations = make_hindcast(years, 5, 1, 1, 1, signal=0.7, noise=1.0, seed=4)
+    options = {"resamples": resamples, "leave_one_out": False, "seed": 3}
+    area = ForecastVerification(options).score({"model": hindcast}, observations).area.sel(model="model")
+    mean = hindcast["tas"].values.astype(np.float64).mean(axis=1)[:, 0, 0, 0]  # one start a year, (years,)
+    observed = observations["tas"].sel(time=hindcast["valid_time"].values.ravel()).values.ravel().astype(np.float64)
+    weights = fs.resample_weights(years, resamples, np.random.default_rng(3))
+    correlations = _weighted_correlation(mean, observed, weights)
+    assert float(area["acc"].item()) == pytest.approx(correlations[0], abs=1e-6)
+    expected = fs.bca_interval(
+        correlations[0], correlations[1:], _weighted_correlation(mean, observed, fs.jackknife_weights(years)), 0.9
+    )
+    np.testing.assert_allclose(area["acc_interval"].values.ravel(), expected, atol=1e-4)
 
 
 def test_a_perfect_ensemble_has_skill_one_with_a_degenerate_interval():

@@ -271,3 +271,24 @@ def test_train_command_with_a_spatio_temporal_model(tmp_path):
     path.write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(main, ["train", str(path)])
     assert result.exit_code == 2 and "needs a time window" in result.output
+
+
+# --- seeded initialisation --------------------------------------------------------------------
+
+
+def test_a_seed_gives_the_same_initial_weights_and_leaves_the_global_generator_alone(train_pairs, normalizer):
+    def weights(seed):
+        model = DownscalingModel.build(
+            "resnet_spc", train_pairs, normalizer, params=small_params("resnet_spc"), seed=seed
+        )
+        return model.network.state_dict()
+
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first, again, other = weights(5), weights(5), weights(6)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(first[key], again[key]) for key in first)
+    assert any(not torch.equal(first[key], other[key]) for key in first)
+    unseeded = weights(None)  # from the global generator, which it advances
+    assert not torch.equal(torch.random.get_rng_state(), state)
+    assert any(not torch.equal(first[key], unseeded[key]) for key in first)

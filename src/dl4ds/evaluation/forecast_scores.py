@@ -7,7 +7,9 @@ member anomalies ``(n, M, L, P)`` and observed anomalies ``(n, L, P)`` for
 them band by band. Every score is a function of sums over starts
 (:func:`scores_from_sums`), so summing the per-start statistics of each year
 and resampling the years with replacement (:func:`resample_weights`) gives
-the block bootstrap over years without recomputing the statistics.
+the block bootstrap over years without recomputing the statistics; leaving
+one year out at a time (:func:`jackknife_weights`) gives the jackknife that
+the bias-corrected and accelerated intervals need (:func:`bca_interval`).
 
 Definitions (anomalies throughout):
 
@@ -43,14 +45,17 @@ import warnings
 from collections.abc import Mapping
 
 import numpy as np
+from scipy.special import ndtr, ndtri
 
 from dl4ds.evaluation import statistics as stats
 
 __all__ = [
     "SUM_NAMES",
+    "bca_interval",
     "climatological_crps",
     "event_counts",
     "fair_crps",
+    "jackknife_weights",
     "nan_quantiles",
     "p_values",
     "percentile_interval",
@@ -302,6 +307,58 @@ def resample_weights(years: int, resamples: int, rng: np.random.Generator) -> np
     counts = np.zeros((resamples, years))
     np.add.at(counts, (np.arange(resamples)[:, None], drawn), 1.0)
     return np.concatenate([np.ones((1, years)), counts])
+
+
+def jackknife_weights(years: int) -> np.ndarray:
+    """(years, years) multiplicities of the leave-one-year-out samples: ones, with a 0 for the year left out."""
+    return 1.0 - np.eye(years)
+
+
+def bca_interval(estimate: np.ndarray, resampled: np.ndarray, jackknife: np.ndarray, confidence: float) -> np.ndarray:
+    """The central ``confidence`` bias-corrected and accelerated (BCa) bootstrap interval (Efron 1987): (2, ...).
+
+    Args:
+        estimate: (...) the statistic on the original sample.
+        resampled: (B, ...) the statistic on each bootstrap resample; NaN and infinite ones are left out.
+        jackknife: (Y, ...) the statistic with each year left out in turn; NaN and infinite ones are left out.
+
+    The interval's ends are the quantiles of ``resampled`` at
+    Phi(z0 + (z0 + z) / (1 - a (z0 + z))) for z = Phi^-1((1 -+ confidence) / 2):
+    z0 = Phi^-1(share of resamples below the estimate, ties counted half)
+    corrects the median bias of the resampling distribution (resampled years
+    repeat, which lowers a correlation), and the acceleration a, the skewness
+    of the jackknife values over 6, corrects for a spread that changes with
+    the statistic. With z0 = a = 0 it is :func:`percentile_interval`. The
+    share is kept within half a resample of 0 and 1, so that an estimate
+    beyond every resample gives the outermost resample rather than infinity;
+    fewer than two distinct jackknife values give a = 0. NaN where no
+    resample or no estimate is finite.
+    """
+    finite = np.isfinite(resampled)
+    count = finite.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        below = (finite & (resampled < estimate)).sum(axis=0) + 0.5 * (finite & (resampled == estimate)).sum(axis=0)
+        share = np.clip(below / count, 0.5 / count, 1.0 - 0.5 / count)
+        bias = ndtri(share)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN jackknife slices: a = 0 below
+            jackknife = np.where(np.isfinite(jackknife), jackknife, np.nan)
+            centred = np.nanmean(jackknife, axis=0) - jackknife
+        cubes = np.nansum(centred**3, axis=0)
+        squares = np.nansum(centred**2, axis=0)
+        acceleration = np.where(squares > 0, cubes / (6.0 * np.where(squares > 0, squares, 1.0) ** 1.5), 0.0)
+        alpha = 0.5 * (1.0 - confidence)
+        z = ndtri(np.array([alpha, 1.0 - alpha])).reshape(2, *([1] * np.ndim(bias)))
+        levels = np.clip(ndtr(bias + (bias + z) / (1.0 - acceleration * (bias + z))), 0.0, 1.0)
+    ordered = np.sort(np.where(finite, resampled, np.nan), axis=0)  # the count finite ones first
+    position = levels * np.maximum(count - 1, 0)
+    low = np.floor(np.nan_to_num(position)).astype(np.int64)
+    high = np.minimum(low + 1, np.maximum(count - 1, 0))
+    fraction = position - low
+    lower_value = np.take_along_axis(ordered, low, axis=0) if ordered.ndim > 1 else ordered[low]
+    upper_value = np.take_along_axis(ordered, high, axis=0) if ordered.ndim > 1 else ordered[high]
+    interval = lower_value + fraction * (upper_value - lower_value)
+    return np.where((count > 0) & np.isfinite(estimate), interval, np.nan)
 
 
 def percentile_interval(resampled: np.ndarray, confidence: float) -> np.ndarray:

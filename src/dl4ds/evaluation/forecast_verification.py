@@ -4,7 +4,8 @@
 (:mod:`dl4ds.data.hindcast`), takes anomalies, and scores them
 (:mod:`dl4ds.evaluation.forecast_scores`) per lead, as maps and as area
 means (cos-latitude weighted), with a block bootstrap over the start years
-for confidence. The first forecast is the one verified; the others are its
+for confidence (bias-corrected and accelerated intervals, whose jackknife
+leaves out one start year at a time; percentile p-values). The first forecast is the one verified; the others are its
 references (e.g. the coarse forecast interpolated, baselines applied member
 by member), and the differences of skill (ΔACC, ΔCRPSS, ΔRPSS) come with
 intervals and significance maps from the same, paired, resamples.
@@ -69,7 +70,7 @@ class ForecastScores:
 
     Attributes:
         area: area means (cos-latitude weighted) of the :data:`SCORES`, dims
-            (model, lead), and their bootstrap intervals ``<score>_interval``
+            (model, lead), and their BCa bootstrap intervals ``<score>_interval``
             (model, lead, bound). The ACC is the mean of its map, the other
             scores are of the area-pooled sums (e.g. CRPSS = 1 - sum CRPS /
             sum climatological CRPS).
@@ -216,13 +217,18 @@ class _Scorer:
         self.years, self.year_index = np.unique(starts.years, return_inverse=True)
         self.one_hot = (self.year_index[None, :] == np.arange(self.years.size)[:, None]).astype(np.float64)
         rng = np.random.default_rng(options.seed)
-        self.weights = fs.resample_weights(self.years.size, options.resamples, rng)  # (R, Y)
+        # rows: the original sample, the bootstrap resamples, then the jackknife (each year left out) for BCa
+        self.bootstrap = slice(1, 1 + options.resamples)
+        self.jackknife = slice(1 + options.resamples, None)
+        self.weights = np.concatenate(
+            [fs.resample_weights(self.years.size, options.resamples, rng), fs.jackknife_weights(self.years.size)]
+        )  # (1 + R + Y, Y)
         self.lat_weights = area_weights(data, "latitude").values
         observed_values = observed.values.astype(np.float64)
         self.observed = observed_values - climatology(observed_values, starts, leave_one_out=options.leave_one_out)
         self.observed_attrs = dict(observed.attrs)
         self.variable = str(observed.name or data.name or "")
-        resamples = self.weights.shape[0]
+        rows = self.weights.shape[0]
         models, leads, years = len(self.names), self.leads, self.years.size
         self.maps = {score: np.full((models, leads, self.ny, self.nx), np.nan) for score in SCORES}
         self.delta_maps = {
@@ -231,7 +237,7 @@ class _Scorer:
             for part in ("", "_p_value")
         }
         self.area_sums = np.zeros((models, years, len(fs.SUM_NAMES), leads))
-        self.acc_area = np.zeros((models, 2, resamples, leads))  # weighted sum of ACC, weight of finite ACC
+        self.acc_area = np.zeros((models, 2, rows, leads))  # weighted sum of ACC, weight of finite ACC
         self.counts = np.zeros((models, 2, years, leads, self.members + 1, 2))
         self.valid_points = 0
         self.lock = threading.Lock()
@@ -317,7 +323,8 @@ class _Scorer:
         self._resampled(statistics, rows, area)
 
     def _resampled(self, statistics: list[np.ndarray], rows: slice, area: np.ndarray) -> None:
-        """ACC, CRPSS and RPSS of every bootstrap resample at the points of ``rows``: ACC area sums, p-value maps.
+        """ACC, CRPSS and RPSS of every bootstrap and jackknife resample at the points of ``rows``: ACC area sums,
+        p-value maps (of the bootstrap resamples).
 
         ``statistics`` holds each model's per-year sums (Y, S, L, P). The
         resamples are summed in float32 (with BLAS), enough for intervals and p-values.
@@ -352,12 +359,21 @@ class _Scorer:
                     # reference score); the difference is then not finite, and p_values leaves that resample out
                     with np.errstate(invalid="ignore"):
                         difference = skills[0][score] - skills[reference][score]
-                    p_values[score][reference - 1, :, part] = fs.p_values(difference)
+                    p_values[score][reference - 1, :, part] = fs.p_values(difference[: self.options.resamples])
         shape = (len(self.names) - 1, self.leads, rows.stop - rows.start, self.nx)
         for score in DIFFERENCE_SCORES:
             self.delta_maps[f"delta_{score}_p_value"][:, :, rows] = p_values[score].reshape(shape)
             delta = self.maps[score][:1, :, rows] - self.maps[score][1:, :, rows]
             self.delta_maps[f"delta_{score}"][:, :, rows] = delta
+
+    def _interval(self, values: np.ndarray) -> np.ndarray:
+        """The BCa interval (2, model, lead) of area scores ``values`` (model, weight rows, lead)."""
+        return fs.bca_interval(
+            values[:, 0],
+            np.moveaxis(values[:, self.bootstrap], 1, 0),
+            np.moveaxis(values[:, self.jackknife], 1, 0),
+            self.options.confidence,
+        )
 
     def _assemble(self) -> ForecastScores:
         data = self.first.data
@@ -379,11 +395,11 @@ class _Scorer:
             attrs = {"long_name": f"{long_name}, area mean", "units": score_units or units}
             values = area[score]  # (model, R, L)
             area_vars[score] = xr.DataArray(values[:, 0], dims=("model", "lead"), attrs=attrs)
-            interval = np.moveaxis(fs.percentile_interval(np.moveaxis(values[:, 1:], 1, 0), confidence), 0, -1)
+            interval = np.moveaxis(self._interval(values), 0, -1)
             area_vars[f"{score}_interval"] = xr.DataArray(
                 interval,
                 dims=("model", "lead", "bound"),
-                attrs={**attrs, "long_name": f"{confidence:.0%} bootstrap interval of the {long_name}, area mean"},
+                attrs={**attrs, "long_name": f"{confidence:.0%} BCa bootstrap interval of the {long_name}, area mean"},
             )
         difference_vars: dict[str, xr.DataArray] = {}
         for score in DIFFERENCE_SCORES:
@@ -393,12 +409,12 @@ class _Scorer:
                 delta[:, 0], dims=("reference", "lead"), attrs={"long_name": f"{long_name}, area mean", "units": "1"}
             )
             difference_vars[f"delta_{score}_interval"] = xr.DataArray(
-                np.moveaxis(fs.percentile_interval(np.moveaxis(delta[:, 1:], 1, 0), confidence), 0, -1),
+                np.moveaxis(self._interval(delta), 0, -1),
                 dims=("reference", "lead", "bound"),
-                attrs={"long_name": f"{confidence:.0%} bootstrap interval of the {long_name}", "units": "1"},
+                attrs={"long_name": f"{confidence:.0%} BCa bootstrap interval of the {long_name}", "units": "1"},
             )
             difference_vars[f"delta_{score}_p_value"] = xr.DataArray(
-                fs.p_values(np.moveaxis(delta[:, 1:], 1, 0)),
+                fs.p_values(np.moveaxis(delta[:, self.bootstrap], 1, 0)),
                 dims=("reference", "lead"),
                 attrs={"long_name": f"two-sided bootstrap p-value of the {long_name} being 0", "units": "1"},
             )

@@ -12,7 +12,6 @@ from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
 from dl4ds.data.grid import standardize
@@ -264,7 +263,6 @@ class Experiment:
         training = self.config.training
         model_config = self.config.model
         data = self.training_data()
-        torch.manual_seed(training.seed)  # the weights' initialisation, so a seed gives the same run in any process
         model = DownscalingModel.build(
             model_config.name,
             data.reference,
@@ -272,6 +270,7 @@ class Experiment:
             params=model_config.params,
             config=self.config.to_dict(),
             time_window=model_config.time_window,
+            seed=training.seed,  # the same initial weights in every torchrun process
         )
         trainer = create_trainer(training, checkpoint_dir=self.output_dir / "checkpoints", progress=progress)
         region = training.loss_region

@@ -16,6 +16,7 @@ from dl4ds.errors import ConfigError
 from dl4ds.model.capabilities import Capabilities, measure_receptive_radius
 from dl4ds.model.metadata import ModelMetadata
 from dl4ds.networks.blocks import OutputActivation
+from dl4ds.utils.seeding import seeded
 
 _ROUNDING = 16 * float(np.finfo(np.float32).eps)
 """Relative distance to an output bound within which float32 rounding (tile blending, window means) is at the bound."""
@@ -55,6 +56,7 @@ class DownscalingModel(nn.Module):
         params: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
         time_window: int | None = None,
+        seed: int | None = None,
     ) -> DownscalingModel:
         """Create an untrained model fitting ``data`` (normally the training period).
 
@@ -67,6 +69,9 @@ class DownscalingModel(nn.Module):
             config: the run's configuration, stored in the metadata.
             time_window: frames per sample, required (>= 1) for spatio-temporal
                 (``rec*``) networks and refused for spatial ones.
+            seed: seeds the initial weights, leaving torch's global generator
+                as it was, so that the same seed gives the same model; None
+                draws them from the global generator, like any ``nn.Module``.
 
         Raises:
             ConfigError: invalid parameters, or a time window that does not fit the network.
@@ -74,14 +79,15 @@ class DownscalingModel(nn.Module):
         params = dict(params or {})
         if params.get("localized") and params.get("localized_grid") is None:
             params["localized_grid"] = list(data.fine_grid.shape)
-        network = networks.create(
-            architecture,
-            scale=data.scale,
-            in_channels=len(data.input_variables),
-            out_channels=len(data.target_variables),
-            static_channels=len(data.static_variables),
-            **params,
-        )
+        with seeded(seed, torch.device("cpu")):
+            network = networks.create(
+                architecture,
+                scale=data.scale,
+                in_channels=len(data.input_variables),
+                out_channels=len(data.target_variables),
+                static_channels=len(data.static_variables),
+                **params,
+            )
         _check_time_window(architecture, Capabilities.of(network, 0).temporal, time_window)
         _set_output_floor(network, normalizer)
         metadata = ModelMetadata(
