@@ -326,7 +326,7 @@ def bca_interval(estimate: np.ndarray, resampled: np.ndarray, jackknife: np.ndar
     Phi(z0 + (z0 + z) / (1 - a (z0 + z))) for z = Phi^-1((1 -+ confidence) / 2):
     z0 = Phi^-1(share of resamples below the estimate, ties counted half)
     corrects the median bias of the resampling distribution (resampled years
-    repeat, which lowers a correlation), and the acceleration a, the skewness
+    repeat, which biases a correlation), and the acceleration a, the skewness
     of the jackknife values over 6, corrects for a spread that changes with
     the statistic. With z0 = a = 0 it is :func:`percentile_interval`. The
     share is kept within half a resample of 0 and 1, so that an estimate
