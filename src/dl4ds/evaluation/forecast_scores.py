@@ -93,18 +93,26 @@ def tercile_edges(values: np.ndarray, months: np.ndarray, axis: tuple[int, ...])
     return lower, upper
 
 
-def nan_quantiles(values: np.ndarray, probabilities: tuple[float, ...]) -> np.ndarray:
-    """Quantiles over the first axis skipping NaN, ``np.nanquantile``'s linear method, vectorised: (len(probabilities), ...)."""
+def nan_quantiles(values: np.ndarray, probabilities: tuple[float, ...] | np.ndarray) -> np.ndarray:
+    """Quantiles over the first axis skipping NaN, ``np.nanquantile``'s linear method, vectorised: (K, ...).
+
+    ``probabilities`` holds K levels, or (K, ...) levels, one per element of
+    ``values[0]`` (as the BCa interval needs); a NaN level gives NaN.
+    """
     ordered = np.sort(values, axis=0)  # NaN last
     count = np.isfinite(ordered).sum(axis=0)
-    result = np.full((len(probabilities), *values.shape[1:]), np.nan)
-    for index, probability in enumerate(probabilities):
-        position = probability * np.maximum(count - 1, 0)
-        below = np.floor(position).astype(np.int64)
+    levels = np.asarray(probabilities, dtype=np.float64)
+    if levels.ndim == 1:
+        levels = levels.reshape(-1, *([1] * (values.ndim - 1)))
+    levels = np.broadcast_to(levels, (levels.shape[0], *values.shape[1:]))
+    result = np.full(levels.shape, np.nan)
+    for index, level in enumerate(levels):
+        position = level * np.maximum(count - 1, 0)
+        below = np.floor(np.nan_to_num(position)).astype(np.int64)
         above = np.minimum(below + 1, np.maximum(count - 1, 0))
         low = np.take_along_axis(ordered, below[None], axis=0)[0]
         high = np.take_along_axis(ordered, above[None], axis=0)[0]
-        result[index] = np.where(count > 0, low + (position - below) * (high - low), np.nan)
+        result[index] = np.where((count > 0) & np.isfinite(position), low + (position - below) * (high - low), np.nan)
     return result
 
 
@@ -350,15 +358,8 @@ def bca_interval(estimate: np.ndarray, resampled: np.ndarray, jackknife: np.ndar
         alpha = 0.5 * (1.0 - confidence)
         z = ndtri(np.array([alpha, 1.0 - alpha])).reshape(2, *([1] * np.ndim(bias)))
         levels = np.clip(ndtr(bias + (bias + z) / (1.0 - acceleration * (bias + z))), 0.0, 1.0)
-    ordered = np.sort(np.where(finite, resampled, np.nan), axis=0)  # the count finite ones first
-    position = levels * np.maximum(count - 1, 0)
-    low = np.floor(np.nan_to_num(position)).astype(np.int64)
-    high = np.minimum(low + 1, np.maximum(count - 1, 0))
-    fraction = position - low
-    lower_value = np.take_along_axis(ordered, low, axis=0) if ordered.ndim > 1 else ordered[low]
-    upper_value = np.take_along_axis(ordered, high, axis=0) if ordered.ndim > 1 else ordered[high]
-    interval = lower_value + fraction * (upper_value - lower_value)
-    return np.where((count > 0) & np.isfinite(estimate), interval, np.nan)
+    interval = nan_quantiles(np.where(finite, resampled, np.nan), levels)
+    return np.where(np.isfinite(estimate), interval, np.nan)
 
 
 def percentile_interval(resampled: np.ndarray, confidence: float) -> np.ndarray:

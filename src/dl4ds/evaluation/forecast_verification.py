@@ -5,10 +5,11 @@
 (:mod:`dl4ds.evaluation.forecast_scores`) per lead, as maps and as area
 means (cos-latitude weighted), with a block bootstrap over the start years
 for confidence (bias-corrected and accelerated intervals, whose jackknife
-leaves out one start year at a time; percentile p-values). The first forecast is the one verified; the others are its
-references (e.g. the coarse forecast interpolated, baselines applied member
-by member), and the differences of skill (ΔACC, ΔCRPSS, ΔRPSS) come with
-intervals and significance maps from the same, paired, resamples.
+leaves out one start year at a time; percentile p-values). The first
+forecast is the one verified; the others are its references (e.g. the
+coarse forecast interpolated, baselines applied member by member), and the
+differences of skill (ΔACC, ΔCRPSS, ΔRPSS) come with intervals and
+significance maps from the same, paired, resamples.
 
 The fields are read in bands of latitude, scored in parallel threads (up to
 4, as many as there are CPUs), so the working memory stays small however
